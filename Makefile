@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test lint unit integration clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	@bash scripts/pg_up.sh
+	@$(VENV)/bin/ruff check .
+	@$(PY) -m pytest tests
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+
+unit: setup
+	@$(PY) -m pytest tests/unit tests/dags
+
+integration: setup
+	@bash scripts/pg_up.sh
+	@$(PY) -m pytest tests/integration
+
+clean:
+	rm -rf data artifacts .airflow

@@ -1,0 +1,112 @@
+"""Command line: ``python -m include.segmentation.cli COMMAND`` (run ``--help`` for each command).
+
+Every command takes ``--warehouse URL`` (SQLAlchemy URL; default ``WAREHOUSE_URL``, then
+``AIRFLOW_CONN_WAREHOUSE``, then the embedded SQLite file ``data/warehouse.db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (exposed for tests)."""
+    parser = argparse.ArgumentParser(prog="python -m include.segmentation.cli", description=__doc__)
+    parser.add_argument("--warehouse", default=None, help="SQLAlchemy URL of the warehouse")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init-warehouse", help="create the schemas and the raw source contract (idempotent)")
+
+    gen = sub.add_parser("generate", help="fill raw.* with deterministic synthetic data")
+    gen.add_argument("--customers", type=_positive_int, default=5000)
+    gen.add_argument("--days", type=_positive_int, default=730, help="days of history before --end-date")
+    gen.add_argument("--end-date", type=_date, default=None, help="last day with data (default: yesterday, UTC)")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--chunk-customers", type=_positive_int, default=50_000)
+    gen.add_argument("--replace", action="store_true", help="empty the raw tables first")
+
+    load = sub.add_parser("load-online-retail", help="load a UCI Online Retail file into raw.*")
+    load.add_argument("path", type=Path, nargs="?", default=None)
+    load.add_argument("--replace", action="store_true", help="empty the raw tables first")
+
+    run = sub.add_parser("run", help="run the segmentation pipeline for one snapshot date, without Airflow")
+    run.add_argument("--date", type=_date, required=True, help="snapshot date S (data before S 00:00 UTC)")
+    run.add_argument("--params", default="{}", help="JSON object of run parameters")
+
+    sub.add_parser("summary", help="print the currently published segments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    from include.segmentation.warehouse import WarehouseError, describe, get_engine
+
+    try:
+        engine = get_engine(args.warehouse)
+        if args.command == "init-warehouse":
+            from include.segmentation.contract import create_source_contract
+            from include.segmentation.output_tables import ensure_output_tables
+
+            create_source_contract(engine)
+            ensure_output_tables(engine)
+            print(f"source contract ready in {describe(engine)}")
+        elif args.command == "generate":
+            from datetime import datetime, timedelta, timezone
+
+            from include.segmentation.synthetic import generate_to_warehouse
+
+            end = args.end_date or (datetime.now(timezone.utc).date() - timedelta(days=1))
+            stats = generate_to_warehouse(
+                engine,
+                customers=args.customers,
+                days=args.days,
+                end_date=end,
+                seed=args.seed,
+                chunk_customers=args.chunk_customers,
+                replace=args.replace,
+            )
+            print(json.dumps(stats, default=str, indent=2))
+        elif args.command == "load-online-retail":
+            from include.segmentation.online_retail import DEFAULT_PATH, load_online_retail
+
+            stats = load_online_retail(engine, args.path or DEFAULT_PATH, replace=args.replace)
+            print(json.dumps(stats, default=str, indent=2))
+        elif args.command == "run":
+            from include.segmentation.pipeline import run_pipeline
+
+            result = run_pipeline(engine, args.date, json.loads(args.params))
+            print(json.dumps(result, default=str, indent=2))
+        elif args.command == "summary":
+            from include.segmentation.report_text import segments_summary
+
+            print(segments_summary(engine))
+    except (WarehouseError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
