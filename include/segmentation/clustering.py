@@ -73,6 +73,7 @@ class ClusterResult:
     centers_raw: np.ndarray  # centroids in the transformed, unscaled feature space
     scaler_mean: np.ndarray
     scaler_scale: np.ndarray
+    weights: np.ndarray
     distance: np.ndarray
     confidence: np.ndarray
     is_outlier: np.ndarray
@@ -96,8 +97,11 @@ def _algo_name(model: KMeans | MiniBatchKMeans) -> str:
     return "minibatch_kmeans" if isinstance(model, MiniBatchKMeans) else "kmeans"
 
 
-def fit_segments(X: pd.DataFrame, cfg: ClusterConfig) -> ClusterResult:
-    """Fit the segmentation on transformed model features ``X`` (rows = customers)."""
+def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None = None) -> ClusterResult:
+    """Fit the segmentation on transformed model features ``X`` (rows = customers).
+
+    ``weights`` multiply the standardised columns (feature-family balance); default all ones.
+    """
     n = len(X)
     notes: list[str] = []
     values = X.to_numpy(dtype="float64")
@@ -120,7 +124,8 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig) -> ClusterResult:
 
     scaler = StandardScaler().fit(values)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    Z = (values - scaler.mean_) / scale
+    w = np.ones(values.shape[1]) if weights is None else np.asarray(weights, dtype="float64")
+    Z = (values - scaler.mean_) / scale * w
     rng = np.random.default_rng(cfg.seed)
     search_idx = np.sort(rng.choice(n, size=cfg.search_sample, replace=False)) if n > cfg.search_sample else None
     Zs = Z[search_idx] if search_idx is not None else Z
@@ -175,9 +180,10 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig) -> ClusterResult:
         algorithm=_algo_name(model),
         labels=labels,
         centers_scaled=centers,
-        centers_raw=centers * scale + scaler.mean_,
+        centers_raw=centers / w * scale + scaler.mean_,
         scaler_mean=scaler.mean_,
         scaler_scale=scale,
+        weights=w,
         distance=distance,
         confidence=confidence,
         is_outlier=is_outlier,

@@ -6,7 +6,8 @@ per feature (``fill``): a customer who never bought has recency = the window len
 zero rates; one who never browsed has zero sessions. Heavy-tailed features are ``log1p``-transformed
 (signed for net monetary, which can be negative after returns) and every model feature is then
 standardised. Demographics and geography are kept for profiles and consumers but are not model
-inputs: segments describe behaviour, and profiles show who is in them.
+inputs: segments describe behaviour, and profiles show who is in them. Model features are grouped
+in families (value, timing, browsing) that are balanced against each other (``model_weights``).
 """
 
 from __future__ import annotations
@@ -37,29 +38,40 @@ class Feature:
     model: bool
     fill: str
     description: str
+    family: str = "profile"  # "value", "timing" or "browsing" for model features
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("recency_days", "days", "log1p", True, "window length when no purchase", "days from last purchase date to S"),
-    Feature("frequency", "orders", "log1p", True, "0", "distinct purchase orders in the window"),
-    Feature("monetary", "currency", "signed_log1p", True, "0", "gross - returns - discounts in the window"),
-    Feature("avg_order_value", "currency", "log1p", True, "0", "gross revenue per order"),
-    Feature("items_per_order", "items", "log1p", True, "0", "units bought per order"),
-    Feature("return_rate", "share", "none", True, "0", "returned value / gross revenue (capped at 1)"),
-    Feature("discount_share", "share", "none", True, "0", "discounts / gross revenue"),
-    Feature("days_between_orders", "days", "log1p", True, "window length when < 2 orders", "mean gap between orders"),
-    Feature("tenure_days", "days", "log1p", True, "first activity when created_at unknown", "days since sign-up"),
-    Feature("category_breadth", "categories", "log1p", True, "0", "distinct categories bought"),
-    Feature("sessions", "sessions", "log1p", True, "0", "distinct browsing sessions"),
-    Feature("product_views", "views", "log1p", True, "0", "product_view events"),
-    Feature("searches", "searches", "log1p", True, "0", "search events"),
-    Feature("add_to_cart_rate", "share", "none", True, "0", "add_to_cart / product views (capped at 1)"),
-    Feature("cart_abandonment_rate", "share", "none", True, "0", "carts without checkout / carts"),
-    Feature("view_to_purchase", "share", "none", True, "0", "orders / product views (capped at 1)"),
-    Feature("avg_dwell_seconds", "seconds", "log1p", True, "0", "mean dwell time per event"),
+    Feature("recency_days", "days", "log1p", True, "window length when no purchase", "days from last purchase date to S", "timing"),
+    Feature("frequency", "orders", "log1p", True, "0", "distinct purchase orders in the window", "value"),
+    Feature("monetary", "currency", "signed_log1p", True, "0", "gross - returns - discounts in the window", "value"),
+    Feature("avg_order_value", "currency", "log1p", True, "0", "gross revenue per order", "value"),
+    Feature("items_per_order", "items", "log1p", True, "0", "units bought per order", "value"),
+    Feature("return_rate", "share", "none", True, "0", "returned value / gross revenue (capped at 1)", "value"),
+    Feature("discount_share", "share", "none", True, "0", "discounts / gross revenue", "value"),
+    Feature("days_between_orders", "days", "log1p", True, "window length when < 2 orders", "mean gap between orders", "timing"),
+    Feature("tenure_days", "days", "log1p", True, "first activity when created_at unknown", "days since sign-up", "timing"),
+    Feature("category_breadth", "categories", "log1p", True, "0", "distinct categories bought", "value"),
+    Feature("sessions", "sessions", "log1p", True, "0", "distinct browsing sessions", "browsing"),
+    Feature("product_views", "views", "log1p", True, "0", "product_view events", "browsing"),
+    Feature("searches", "searches", "log1p", True, "0", "search events", "browsing"),
+    Feature("add_to_cart_rate", "share", "none", True, "0", "add_to_cart / product views (capped at 1)", "browsing"),
+    Feature("cart_abandonment_rate", "share", "none", True, "0", "carts without checkout / carts", "browsing"),
+    Feature("view_to_purchase", "share", "none", True, "0", "orders / product views (capped at 1)", "browsing"),
+    Feature("avg_dwell_seconds", "seconds", "log1p", True, "0", "mean dwell time per event", "browsing"),
     Feature("age", "years", "none", False, "NaN (age band 'unknown')", "S year - birth year"),
 )
 MODEL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.model)
+# Family balance: after standardising, each model feature is weighted 1/sqrt(size of its family),
+# so value, timing and browsing each contribute the same total variance to the distance, and
+# browsing is further damped (x0.7) because it is noisier and optional in many warehouses.
+FAMILY_EMPHASIS: dict[str, float] = {"value": 1.0, "timing": 1.0, "browsing": 0.7}
+
+
+def model_weights() -> np.ndarray:
+    """Per-model-feature weights applied after standardisation (see ``FAMILY_EMPHASIS``)."""
+    fams = [f.family for f in FEATURES if f.model]
+    return np.array([FAMILY_EMPHASIS[fam] / np.sqrt(fams.count(fam)) for fam in fams])
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 CATEGORICAL_FEATURES: tuple[str, ...] = ("age_band", "gender", "country")
 

@@ -23,6 +23,7 @@ from include.segmentation.features import (
     MODEL_FEATURES,
     NUMERIC_FEATURES,
     build_features,
+    model_weights,
     transform_for_model,
 )
 from include.segmentation.run_log import mark_run, upsert_run
@@ -257,12 +258,12 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
             k_min=p["k_min"], k_max=p["k_max"], algorithm=p["algorithm"], seed=p["random_seed"],
             outlier_method=p["outlier_method"], min_share=p["min_segment_share"],
         )
-        result = fit_segments(X, cfg)
+        result = fit_segments(X, cfg, model_weights())
         previous, next_id = _previous_segments(engine, s)
         medians_by_label = features.groupby(result.labels)["monetary"].median()
         first_order = np.argsort(-medians_by_label.reindex(range(result.k)).to_numpy(), kind="stable")
         ids = match_ids(
-            result.centers_raw, previous, result.scaler_scale, next_id, p["max_match_distance"], first_order
+            result.centers_raw, previous, result.scaler_scale / result.weights, next_id, p["max_match_distance"], first_order
         )
         segment_of = np.asarray(ids)[result.labels]
         medians = features[list(NUMERIC_FEATURES)].groupby(segment_of).median()
@@ -284,9 +285,21 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
         shares = {int(k): float(v) for k, v in pd.Series(segment_of).value_counts(normalize=True).sort_index().items()}
         staged = {
             "assignments": _write_staging(engine, "assignments", s, customer_segments_history, assignments),
-            "profiles": _write_staging(engine, "profiles", s, segment_profiles, profiles),
             "features": features_out["features_table"],
         }
+        insight_fields: dict[str, Any] = {}
+        insight_tables = _insight_tables()
+        if insight_tables:
+            from include.segmentation.insight import build_insights
+
+            insights = build_insights(
+                engine, s, run["run_id"], p["window_days"], features, segment_of, names, profiles, staged["assignments"]
+            )
+            profiles = insights.profiles
+            for kind, frame_ in insights.tables.items():
+                staged[kind] = _write_staging(engine, kind, s, insight_tables[kind], frame_)
+            insight_fields = dict(insights.run_fields)
+        staged["profiles"] = _write_staging(engine, "profiles", s, segment_profiles, profiles)
         scores = {**result.scores, "k": result.k, "algorithm": result.algorithm, "outliers": int(result.is_outlier.sum())}
         mark_run(
             engine,
@@ -300,6 +313,7 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
             silhouette_sample_size=result.scores["silhouette_sample_size"],
             outliers=int(result.is_outlier.sum()),
             k_scores=result.k_scores,
+            **insight_fields,
         )
         log.info(
             "cluster: k=%s (%s), silhouette %.4f on %s customers, segments %s",
@@ -315,6 +329,15 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
         }
 
     return _guard(engine, run, "cluster", go)
+
+
+def _insight_tables() -> dict[str, Any]:
+    """Published tables of the insight stage (rules, transitions, top products), if it is installed."""
+    try:
+        from include.segmentation.insight import INSIGHT_TABLES
+    except ImportError:
+        return {}
+    return dict(INSIGHT_TABLES)
 
 
 def gate_stage(engine: Any, run: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,11 @@ PUBLISHED_TABLES: tuple[str, ...] = (
     "customer_segments",
     "segment_profiles",
     "customer_features",
+    "segment_rules",
+    "segment_transitions",
+    "segment_top_products",
+    "quality_results",
+    "audience_sync_runs",
 )
 
 
@@ -57,6 +62,12 @@ def ensure_published_tables(engine: Engine) -> None:
     ensure_output_tables(engine)
     with engine.begin() as conn:
         _features_metadata.create_all(conn, checkfirst=True)
+        try:
+            from include.segmentation.insight import INSIGHT_TABLES
+        except ImportError:
+            INSIGHT_TABLES = {}  # noqa: N806
+        for table in INSIGHT_TABLES.values():
+            table.create(conn, checkfirst=True)
     if not is_sqlite(engine):
         grant_reader(engine)
 
@@ -73,8 +84,14 @@ def grant_reader(engine: Engine) -> None:
                 log.warning("could not create role %s (%s); grants skipped unless it exists", READER_ROLE, type(exc).__name__)
         if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
             conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {READER_ROLE}")
+            existing = set(
+                conn.execute(
+                    text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": SCHEMA}
+                ).scalars()
+            )
             for table in PUBLISHED_TABLES:
-                conn.exec_driver_sql(f"GRANT SELECT ON {SCHEMA}.{validate_identifier(table)} TO {READER_ROLE}")
+                if table in existing:
+                    conn.exec_driver_sql(f"GRANT SELECT ON {SCHEMA}.{validate_identifier(table)} TO {READER_ROLE}")
 
 
 def staging_like(table: Table, staging_name: str) -> Table:
@@ -105,11 +122,17 @@ def publish_snapshot(
     """
     from include.segmentation.run_log import upsert_run
 
-    targets = {
+    targets: dict[str, Table] = {
         "assignments": customer_segments_history,
         "profiles": segment_profiles,
         "features": customer_features,
     }
+    try:
+        from include.segmentation.insight import INSIGHT_TABLES
+
+        targets.update(INSIGHT_TABLES)
+    except ImportError:
+        pass
     for kind, name in staged.items():
         schema, _, table = name.partition(".")
         if schema != SCHEMA or not table.startswith("stg_"):
@@ -123,6 +146,8 @@ def publish_snapshot(
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK_KEY})
         written: dict[str, int] = {}
         for kind, final in targets.items():
+            if kind not in staged:
+                continue
             cols = _columns(final)
             conn.execute(text(f"DELETE FROM {SCHEMA}.{final.name} WHERE snapshot_date = :s"), s)
             res = conn.execute(text(f"INSERT INTO {SCHEMA}.{final.name} ({cols}) SELECT {cols} FROM {staged[kind]}"))

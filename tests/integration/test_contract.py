@@ -49,7 +49,7 @@ def test_contract_columns_types_and_nullability(engine) -> None:
     for table, cols in EXPECTED_PG.items():
         got = {c["name"]: c for c in insp.get_columns(table, schema="raw")}
         assert list(got) == list(cols), table
-        for name, (pg_type, nullable) in cols.items():
+        for name, (_pg_type, nullable) in cols.items():
             assert got[name]["nullable"] == (nullable == "YES"), (table, name)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
