@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", default="{}", help="JSON object of run parameters")
 
     sub.add_parser("summary", help="print the currently published segments")
+
+    status = sub.add_parser("run-status", help="print the latest run of a snapshot date; exit 1 unless published")
+    status.add_argument("--date", type=_date, required=True)
     return parser
 
 
@@ -102,6 +105,25 @@ def main(argv: list[str] | None = None) -> int:
             from include.segmentation.report_text import segments_summary
 
             print(segments_summary(engine))
+        elif args.command == "run-status":
+            from include.segmentation.warehouse import read_sql, table_exists
+
+            if not table_exists(engine, "segmentation", "segment_runs"):
+                print(f"no run for {args.date}")
+                return 1
+            with engine.connect() as conn:
+                runs = read_sql(
+                    conn,
+                    "SELECT run_id, status, message FROM segmentation.segment_runs WHERE snapshot_date = :s "
+                    "ORDER BY started_at DESC",
+                    {"s": args.date},
+                )
+            if runs.empty:
+                print(f"no run for {args.date}")
+                return 1
+            latest = runs.iloc[0]
+            print(f"{args.date}: {latest['run_id']} {latest['status']}" + (f" - {latest['message']}" if latest["message"] else ""))
+            return 0 if latest["status"] == "published" else 1
     except (WarehouseError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -105,6 +105,7 @@ def start_run(engine: Any, snapshot_date: date, params: dict[str, Any] | None = 
     """Register the run as 'running' and return the run context that every stage receives."""
     from include.segmentation.publish import ensure_published_tables
 
+    snapshot_date = date(snapshot_date.year, snapshot_date.month, snapshot_date.day)  # e.g. pendulum.Date -> date
     resolved = resolve_params(params)
     ensure_published_tables(engine)
     run_id = make_run_id(snapshot_date, resolved)
