@@ -17,7 +17,8 @@ rule); `extract` aggregates the window inside the warehouse (SQL GROUP BY, one r
 `build_features` computes the documented features; `cluster` chooses k by silhouette, fits
 k-means, keeps segment ids stable and names segments; `quality_gate` refuses a weak model;
 `publish` replaces the snapshot atomically and updates `customer_segments` only if S is the newest
-snapshot. Tasks pass table names and small dicts through XCom, never data.
+snapshot; `report` writes the self-contained HTML report (Browse → Segment report). Tasks pass table
+names and small dicts through XCom, never data.
 
 **Parameters** (trigger form): window days, k range, algorithm, minimum silhouette, minimum
 segment share, random seed, outlier method. Scheduled runs use the defaults.
@@ -146,6 +147,17 @@ def customer_segmentation():
 
         return publish_stage(_engine(), run, clustered)
 
+    @task(retries=1)
+    def report(run: dict, published: dict) -> str:
+        import logging
+        from datetime import date
+
+        from include.segmentation.report import render_report
+
+        path = render_report(_engine(), date.fromisoformat(run["snapshot_date"]))
+        logging.getLogger("include.segmentation").info("segment report: %s", path)
+        return str(path)
+
     run = start_run()
     checked = validate_raw(run)
     extracted = extract(run)
@@ -153,7 +165,8 @@ def customer_segmentation():
     features = build_features(run, extracted)
     clustered = cluster(run, features)
     gate = quality_gate(run, clustered)
-    publish(run, clustered, gate)
+    published = publish(run, clustered, gate)
+    report(run, published)
 
 
 customer_segmentation()

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("summary", help="print the currently published segments")
 
+    rep = sub.add_parser("report", help="render the HTML report of a published snapshot")
+    rep.add_argument("--date", type=_date, required=True)
+    rep.add_argument("--out", type=Path, default=None, help="folder (default: artifacts/reports)")
+
     status = sub.add_parser("run-status", help="print the latest run of a snapshot date; exit 1 unless published")
     status.add_argument("--date", type=_date, required=True)
     return parser
@@ -105,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             from include.segmentation.report_text import segments_summary
 
             print(segments_summary(engine))
+        elif args.command == "report":
+            from include.segmentation.report import render_report
+
+            print(render_report(engine, args.date, args.out))
         elif args.command == "run-status":
             from include.segmentation.warehouse import read_sql, table_exists
 

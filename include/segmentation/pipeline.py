@@ -300,6 +300,7 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
             for kind, frame_ in insights.tables.items():
                 staged[kind] = _write_staging(engine, kind, s, insight_tables[kind], frame_)
             insight_fields = dict(insights.run_fields)
+            result.notes.extend(insights.warnings)
         staged["profiles"] = _write_staging(engine, "profiles", s, segment_profiles, profiles)
         scores = {**result.scores, "k": result.k, "algorithm": result.algorithm, "outliers": int(result.is_outlier.sum())}
         mark_run(

@@ -52,6 +52,7 @@ PUBLISHED_TABLES: tuple[str, ...] = (
     "segment_rules",
     "segment_transitions",
     "segment_top_products",
+    "segment_drift",
     "quality_results",
     "audience_sync_runs",
 )
