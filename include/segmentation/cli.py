@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("summary", help="print the currently published segments")
 
+    aud = sub.add_parser("sync-audiences", help="sync file audiences from the published segments (no account needed)")
+    aud.add_argument("--audiences", default="", help="comma-separated audience names (default: all enabled)")
+    aud.add_argument("--full-resend", action="store_true")
+    aud.add_argument("--dry-run", action="store_true")
+
     rep = sub.add_parser("report", help="render the HTML report of a published snapshot")
     rep.add_argument("--date", type=_date, required=True)
     rep.add_argument("--out", type=Path, default=None, help="folder (default: artifacts/reports)")
@@ -109,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             from include.segmentation.report_text import segments_summary
 
             print(segments_summary(engine))
+        elif args.command == "sync-audiences":
+            from include.segmentation.audience_config import load_audiences, select_audiences
+            from include.segmentation.audience_sync import sync_audience
+
+            results = [
+                sync_audience(engine, a, full_resend=args.full_resend, dry_run=args.dry_run)
+                for a in select_audiences(load_audiences(), args.audiences or None)
+                if a.destination == "file"
+            ]
+            print(json.dumps(results, default=str, indent=2))
         elif args.command == "report":
             from include.segmentation.report import render_report
 
@@ -132,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             latest = runs.iloc[0]
             print(f"{args.date}: {latest['run_id']} {latest['status']}" + (f" - {latest['message']}" if latest["message"] else ""))
             return 0 if latest["status"] == "published" else 1
-    except (WarehouseError, ValueError, FileNotFoundError) as exc:
+    except (WarehouseError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

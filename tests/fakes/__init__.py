@@ -1,0 +1,1 @@
+"""Local fake ad-platform HTTP servers (Meta Marketing API, Google Ads API) used by the tests."""
