@@ -82,6 +82,11 @@ def _on_failure(context) -> None:
         "min_segment_share": Param(0.02, type="number", minimum=0, maximum=0.5, description="Quality gate"),
         "random_seed": Param(42, type="integer", minimum=0),
         "outlier_method": Param("distance", type="string", enum=["distance", "dbscan"]),
+        "quality": Param(
+            {},
+            type="object",
+            description="Data-quality overrides {check: severity | {key: value}}, see docs/data_quality.md",
+        ),
     },
     doc_md=__doc__,
 )
@@ -118,9 +123,13 @@ def customer_segmentation():
 
     @task
     def build_features(run: dict, extracted: dict) -> dict:
+        from include.segmentation.data_quality import DataQualityError
         from include.segmentation.pipeline import features_stage
 
-        return features_stage(_engine(), run, extracted)
+        try:
+            return features_stage(_engine(), run, extracted)
+        except DataQualityError as exc:
+            _fail_fast(exc)
 
     @task(execution_timeout=timedelta(hours=2))
     def cluster(run: dict, features: dict) -> dict:

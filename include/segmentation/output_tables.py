@@ -1,6 +1,7 @@
 """Published tables in schema ``segmentation``: what SQL consumers and ad-platform syncs read.
 
-- ``segment_runs``: one row per run (published, rejected, failed_validation, failed), with scores.
+- ``segment_runs``: one row per run attempt (published, superseded, rejected, failed_validation, failed),
+  with scores; exactly one published row per published snapshot date.
 - ``customer_segments_history``: every published snapshot, key (snapshot_date, customer_id).
 - ``customer_segments``: the latest published snapshot only; a backfill of an older date never
   replaces it.
@@ -33,7 +34,8 @@ from include.segmentation.warehouse import ensure_schemas
 SCHEMA = "segmentation"
 output_metadata = MetaData(schema=SCHEMA)
 
-RUN_STATUSES: tuple[str, ...] = ("running", "published", "rejected", "failed_validation", "failed")
+# "superseded": a published run whose snapshot date was published again by a later run.
+RUN_STATUSES: tuple[str, ...] = ("running", "published", "superseded", "rejected", "failed_validation", "failed")
 
 segment_runs = Table(
     "segment_runs",

@@ -8,9 +8,9 @@ stops is visible as failed_validation, rejected or failed, and nothing is publis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
@@ -76,10 +76,13 @@ def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def make_run_id(snapshot_date: date, params: dict[str, Any]) -> str:
-    """Deterministic run id: re-running a date with the same parameters gives the same published rows."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"seg_{snapshot_date:%Y%m%d}_{digest}"
+def make_run_id(snapshot_date: date) -> str:
+    """A new id for every attempt, so a failed re-run of a published date never rewrites its record.
+
+    Published rows carry the id of the attempt that published them (their lineage); their content
+    is the same whichever attempt publishes a date with the same data and parameters.
+    """
+    return f"seg_{snapshot_date:%Y%m%d}_{uuid.uuid4().hex[:12]}"
 
 
 T = TypeVar("T")
@@ -108,7 +111,7 @@ def start_run(engine: Any, snapshot_date: date, params: dict[str, Any] | None = 
     snapshot_date = date(snapshot_date.year, snapshot_date.month, snapshot_date.day)  # e.g. pendulum.Date -> date
     resolved = resolve_params(params)
     ensure_published_tables(engine)
-    run_id = make_run_id(snapshot_date, resolved)
+    run_id = make_run_id(snapshot_date)
     with engine.begin() as conn:
         upsert_run(
             conn,

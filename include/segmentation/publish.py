@@ -173,6 +173,13 @@ def publish_snapshot(
                 s,
             )
             written["customer_segments"] = int(res.rowcount)
+        conn.execute(
+            text(
+                "UPDATE segmentation.segment_runs SET status = 'superseded' "
+                "WHERE snapshot_date = :s AND status = 'published' AND run_id <> :r"
+            ),
+            {**s, "r": run_id},
+        )
         upsert_run(conn, {**run_row, "run_id": run_id, "snapshot_date": snapshot_date, "status": "published"})
     return {"snapshot_date": snapshot_date.isoformat(), "current": is_current, "rows": written}
 

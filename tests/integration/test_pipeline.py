@@ -85,14 +85,16 @@ def test_rerun_is_identical_and_backfill_never_replaces_newer(loaded) -> None:
     first = _published(loaded)
     run_pipeline(loaded, S, FAST, validate=False)
     again = _published(loaded)
-    for name in first:
-        pd.testing.assert_frame_equal(first[name], again[name], obj=name)
+    for name in first:  # same content; run_id is the lineage of the attempt that published it
+        pd.testing.assert_frame_equal(first[name].drop(columns="run_id"), again[name].drop(columns="run_id"), obj=name)
+    runs = _runs(loaded)
+    assert sorted(runs["status"]) == ["published", "superseded"]
 
     older = S - timedelta(days=30)
     out = run_pipeline(loaded, older, FAST, validate=False)
     assert out["current"] is False
     now = _published(loaded)
-    pd.testing.assert_frame_equal(first["customer_segments"], now["customer_segments"])
+    pd.testing.assert_frame_equal(again["customer_segments"], now["customer_segments"])
     dates = _table(loaded, "SELECT DISTINCT snapshot_date FROM segmentation.customer_segments_history ORDER BY 1")
     assert [str(d)[:10] for d in dates["snapshot_date"]] == [older.isoformat(), S.isoformat()]
 
@@ -116,8 +118,9 @@ def test_segment_ids_are_stable_from_one_day_to_the_next(loaded) -> None:
 
 
 def test_quality_gate_rejects_and_keeps_previous_snapshot(loaded) -> None:
-    run_pipeline(loaded, S - timedelta(days=1), FAST, validate=False)
+    run_pipeline(loaded, S, FAST, validate=False)
     before = _published(loaded)
+    # Re-running the same, already published date with a gate it cannot pass.
     with pytest.raises(ModelRejectedError, match="silhouette .* below the minimum 0.9900"):
         run_pipeline(loaded, S, {**FAST, "min_silhouette": 0.99}, validate=False)
     after = _published(loaded)
@@ -126,6 +129,7 @@ def test_quality_gate_rejects_and_keeps_previous_snapshot(loaded) -> None:
     runs = _runs(loaded)
     rejected = runs[runs["status"] == "rejected"]
     assert len(rejected) == 1 and "model rejected" in rejected["message"].iloc[0]
+    assert sorted(runs["status"]) == ["published", "rejected"]  # the published record is untouched
 
 
 def test_crash_during_publish_leaves_previous_snapshot(loaded, monkeypatch) -> None:
