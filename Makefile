@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint unit integration clean
+.PHONY: setup demo test lint unit integration stack-up stack-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,7 @@ demo: setup
 
 test: setup
 	@bash scripts/pg_up.sh
+	@bash scripts/install_browser.sh
 	@$(VENV)/bin/ruff check .
 	@$(PY) -m pytest tests
 
@@ -26,5 +27,12 @@ integration: setup
 	@bash scripts/pg_up.sh
 	@$(PY) -m pytest tests/integration
 
+stack-up: setup
+	@bash scripts/stack_up.sh
+
+stack-down:
+	@bash scripts/stack_down.sh
+
 clean:
+	-@bash scripts/stack_down.sh --purge
 	rm -rf data artifacts .airflow

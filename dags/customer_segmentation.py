@@ -14,7 +14,8 @@ says what it means). `airflow dags test customer_segmentation 2011-12-10` segmen
 **Tasks.** `start_run` registers the run in `segmentation.segment_runs`; `validate_raw` runs the
 Great Expectations suites on the window (a failed check stops the run, naming table, column and
 rule); `extract` aggregates the window inside the warehouse (SQL GROUP BY, one row per customer);
-`build_features` computes the documented features; `cluster` chooses k by silhouette, fits
+`build_features` computes the documented features; `wait_for_earlier_snapshots` lets the earlier dates
+of a backfill publish first (segment ids follow the previous snapshot); `cluster` chooses k by silhouette, fits
 k-means, keeps segment ids stable and names segments; `quality_gate` refuses a weak model;
 `publish` replaces the snapshot atomically and updates `customer_segments` only if S is the newest
 snapshot; `report` writes the self-contained HTML report (Browse → Segment report). Tasks pass table
@@ -32,7 +33,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, CronTriggerTimetable, Param, PokeReturnValue, dag, task
 
 PUBLISHED_SEGMENTS = Asset(name="segmentation.customer_segments", uri="warehouse://segmentation/customer_segments")
 
@@ -131,6 +132,18 @@ def customer_segmentation():
         except DataQualityError as exc:
             _fail_fast(exc)
 
+    @task.sensor(poke_interval=15, timeout=7200, mode="reschedule", retries=0)
+    def wait_for_earlier_snapshots(run: dict) -> PokeReturnValue:
+        """Backfills: segment ids follow the previous snapshot, so earlier dates are clustered first."""
+        from include.segmentation.pipeline import pending_earlier_runs
+
+        pending = pending_earlier_runs(_engine(), run)
+        if pending:
+            import logging
+
+            logging.getLogger("include.segmentation").info("waiting for earlier snapshots: %s", pending)
+        return PokeReturnValue(is_done=not pending)
+
     @task(execution_timeout=timedelta(hours=2))
     def cluster(run: dict, features: dict) -> dict:
         from include.segmentation.clustering import ClusteringError
@@ -173,6 +186,7 @@ def customer_segmentation():
     checked >> extracted
     features = build_features(run, extracted)
     clustered = cluster(run, features)
+    wait_for_earlier_snapshots(run) >> clustered
     gate = quality_gate(run, clustered)
     published = publish(run, clustered, gate)
     report(run, published)

@@ -58,6 +58,7 @@ from include.segmentation.warehouse import (
     SCHEMAS,
     WarehouseError,
     bulk_insert,
+    ddl_lock,
     ensure_schemas,
     is_sqlite,
     sqlite_schema_path,
@@ -238,6 +239,7 @@ def ensure_quality_tables(engine: Engine) -> None:
     """Create ``segmentation.quality_results`` (and its indexes) if missing; idempotent."""
     ensure_schemas(engine)
     with engine.begin() as conn:
+        ddl_lock(conn)
         _quality_metadata.create_all(conn, checkfirst=True)
 
 

@@ -76,6 +76,14 @@ NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 CATEGORICAL_FEATURES: tuple[str, ...] = ("age_band", "gender", "country")
 
 
+_ROUNDING: dict[str, int] = {
+    "gross_revenue": 2,
+    "returned_value": 2,
+    "discount_total": 2,
+    "dwell_seconds_total": 3,
+}
+
+
 def _num(df: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(df[col], errors="coerce").astype("float64").fillna(0.0)
 
@@ -96,7 +104,13 @@ def build_features(aggregates: pd.DataFrame, snapshot_date: date, window_days: i
     """
     if aggregates.empty:
         return pd.DataFrame(columns=[*NUMERIC_FEATURES, *CATEGORICAL_FEATURES], index=pd.Index([], name="customer_id"))
-    agg = aggregates.sort_values("customer_id").reset_index(drop=True)
+    agg = aggregates.sort_values("customer_id").reset_index(drop=True).copy()
+    # Sums computed in float by the warehouse depend on summation order (hash or parallel
+    # aggregation): round them to their natural precision so that re-running a date gives
+    # bit-identical features, and therefore identical segments.
+    for col, digits in _ROUNDING.items():
+        if col in agg:
+            agg[col] = pd.to_numeric(agg[col], errors="coerce").astype("float64").round(digits)
     s = pd.Timestamp(snapshot_date, tz="UTC")
     orders = _num(agg, "orders")
     gross = _num(agg, "gross_revenue")

@@ -29,7 +29,7 @@ from sqlalchemy import (
     Text,
 )
 
-from include.segmentation.warehouse import ensure_schemas
+from include.segmentation.warehouse import ddl_lock, ensure_schemas
 
 SCHEMA = "segmentation"
 output_metadata = MetaData(schema=SCHEMA)
@@ -118,4 +118,5 @@ def ensure_output_tables(engine: Engine) -> None:
     """
     ensure_schemas(engine)
     with engine.begin() as conn:
+        ddl_lock(conn)
         output_metadata.create_all(conn, checkfirst=True)

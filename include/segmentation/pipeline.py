@@ -12,7 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import numpy as np
@@ -27,7 +27,7 @@ from include.segmentation.features import (
     transform_for_model,
 )
 from include.segmentation.run_log import mark_run, upsert_run
-from include.segmentation.warehouse import bulk_insert, read_sql, validate_identifier
+from include.segmentation.warehouse import bulk_insert, read_sql, read_table, ts_param, validate_identifier
 
 log = logging.getLogger("include.segmentation")
 
@@ -171,12 +171,12 @@ def validate_stage(engine: Any, run: dict[str, Any]) -> dict[str, Any]:
     return _guard(engine, run, "validate", go)
 
 
-def _read_staging(engine: Any, qualified: str) -> pd.DataFrame:
+def _read_staging(engine: Any, qualified: str, columns: list[str] | None = None) -> pd.DataFrame:
     schema, _, table = qualified.partition(".")
     if schema != STAGING_SCHEMA or not table.startswith("stg_"):
         raise ValueError(f"not a staging table: {qualified!r}")
     with engine.connect() as conn:
-        return read_sql(conn, f"SELECT * FROM {schema}.{validate_identifier(table)}")
+        return read_table(conn, schema, validate_identifier(table), columns)
 
 
 def _write_staging(engine: Any, kind: str, snapshot_date: date, like: Any, df: pd.DataFrame) -> str:
@@ -216,6 +216,25 @@ def _validate_features(engine: Any, features: pd.DataFrame, s: date, run_id: str
     except ImportError:  # pragma: no cover - the data-quality stage is optional at import time
         return
     validate_features(engine, features[list(NUMERIC_FEATURES)].drop(columns=["age"]), s, run_id)
+
+
+def pending_earlier_runs(engine: Any, run: dict[str, Any], stale_after: timedelta = timedelta(hours=3)) -> list[str]:
+    """Snapshot dates before this run's that are being computed right now.
+
+    Segment ids are matched against the newest snapshot published before S, so when a backfill
+    runs several dates at once, the cluster stage of S waits for the earlier ones (Airflow sensor in
+    reschedule mode). Ids then do not depend on timing, and re-running a backfill gives identical
+    tables. A 'running' record older than ``stale_after`` (a crashed worker) is ignored.
+    """
+    since = datetime.now(timezone.utc) - stale_after
+    with engine.connect() as conn:
+        rows = read_sql(
+            conn,
+            "SELECT DISTINCT snapshot_date FROM segmentation.segment_runs "
+            "WHERE status = 'running' AND snapshot_date < :s AND started_at >= :since ORDER BY snapshot_date",
+            {"s": _snapshot(run), "since": ts_param(conn, since)},
+        )
+    return [str(d)[:10] for d in rows["snapshot_date"]]
 
 
 def _previous_segments(engine: Any, s: date) -> tuple[dict[int, np.ndarray], int]:
@@ -362,8 +381,8 @@ def gate_stage(engine: Any, run: dict[str, Any], cluster: dict[str, Any]) -> dic
             from include.segmentation.data_quality import validate_output
         except ImportError:  # pragma: no cover
             return
-        staged = _read_staging(engine, cluster["staged"]["assignments"])
-        population = _read_staging(engine, cluster["staged"]["features"])["customer_id"]
+        staged = _read_staging(engine, cluster["staged"]["assignments"], ["customer_id", "segment_id"])
+        population = _read_staging(engine, cluster["staged"]["features"], ["customer_id"])["customer_id"]
         validate_output(
             engine,
             staged.set_index("customer_id")[["segment_id"]],

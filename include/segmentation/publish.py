@@ -24,7 +24,7 @@ from include.segmentation.output_tables import (
     ensure_output_tables,
     segment_profiles,
 )
-from include.segmentation.warehouse import is_sqlite, validate_identifier
+from include.segmentation.warehouse import ddl_lock, is_sqlite, validate_identifier
 
 log = logging.getLogger(__name__)
 
@@ -59,40 +59,47 @@ PUBLISHED_TABLES: tuple[str, ...] = (
 
 
 def ensure_published_tables(engine: Engine) -> None:
-    """Create every published table (idempotent) and, on PostgreSQL, the reader grants."""
+    """Create every published table (idempotent) and, on PostgreSQL, the reader grants.
+
+    One transaction under the DDL advisory lock, so overlapping backfill runs on a fresh warehouse
+    do not race each other's CREATE TABLE.
+    """
+    from include.segmentation.data_quality import ensure_quality_tables
+
     ensure_output_tables(engine)
+    ensure_quality_tables(engine)
+    try:
+        from include.segmentation.insight import INSIGHT_TABLES
+    except ImportError:
+        INSIGHT_TABLES = {}  # noqa: N806
     with engine.begin() as conn:
+        ddl_lock(conn)
         _features_metadata.create_all(conn, checkfirst=True)
-        try:
-            from include.segmentation.insight import INSIGHT_TABLES
-        except ImportError:
-            INSIGHT_TABLES = {}  # noqa: N806
         for table in INSIGHT_TABLES.values():
             table.create(conn, checkfirst=True)
-    if not is_sqlite(engine):
-        grant_reader(engine)
+        if not is_sqlite(conn):
+            grant_reader(conn)
 
 
-def grant_reader(engine: Engine) -> None:
+def grant_reader(conn: Connection) -> None:
     """Create role ``segment_reader`` if allowed and grant it SELECT on the published tables only."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first()
-        if not exists:
-            try:
+    exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first()
+    if not exists:
+        try:
+            with conn.begin_nested():
                 conn.exec_driver_sql(f"CREATE ROLE {READER_ROLE} NOLOGIN")
-            except Exception as exc:  # noqa: BLE001 - lacking CREATEROLE, or created concurrently
-                log.warning("could not create role %s (%s); grants skipped unless it exists", READER_ROLE, type(exc).__name__)
-        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
-            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {READER_ROLE}")
-            existing = set(
-                conn.execute(
-                    text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": SCHEMA}
-                ).scalars()
-            )
-            for table in PUBLISHED_TABLES:
-                if table in existing:
-                    conn.exec_driver_sql(f"GRANT SELECT ON {SCHEMA}.{validate_identifier(table)} TO {READER_ROLE}")
+        except Exception as exc:  # noqa: BLE001 - lacking CREATEROLE, or created concurrently
+            log.warning("could not create role %s (%s); grants skipped unless it exists", READER_ROLE, type(exc).__name__)
+    if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {READER_ROLE}")
+        existing = set(
+            conn.execute(
+                text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": SCHEMA}
+            ).scalars()
+        )
+        for table in PUBLISHED_TABLES:
+            if table in existing:
+                conn.exec_driver_sql(f"GRANT SELECT ON {SCHEMA}.{validate_identifier(table)} TO {READER_ROLE}")
 
 
 def staging_like(table: Table, staging_name: str) -> Table:

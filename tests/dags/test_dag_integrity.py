@@ -63,6 +63,7 @@ def test_customer_segmentation_shape(dagbag) -> None:
     dag = dagbag.dags["customer_segmentation"]
     assert set(dag.task_ids) == {
         "start_run", "validate_raw", "extract", "build_features", "cluster", "quality_gate", "publish", "report",
+        "wait_for_earlier_snapshots",
     }
     assert dag.catchup is False
     assert {"segmentation", "daily"} <= set(dag.tags)
@@ -71,6 +72,7 @@ def test_customer_segmentation_shape(dagbag) -> None:
     order = {t: {u for u in dag.get_task(t).upstream_task_ids} for t in dag.task_ids}
     assert order["extract"] >= {"validate_raw", "start_run"}
     assert "extract" in order["build_features"] and "cluster" in order["quality_gate"]
+    assert "wait_for_earlier_snapshots" in order["cluster"]
     assert "quality_gate" in order["publish"] and "publish" in order["report"]
     publish = dag.get_task("publish")
     assert [o.name for o in publish.outlets] == ["segmentation.customer_segments"]
