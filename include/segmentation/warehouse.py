@@ -494,7 +494,11 @@ def read_sql(conn: Connection, sql: str, params: Mapping[str, Any] | None = None
     columns = list(result.keys())
     # Plain DB-API tuples: the same values as SQLAlchemy rows (text() has no result processors),
     # but pandas builds the frame from them several times faster.
-    rows = result.cursor.fetchall() if result.cursor is not None else result.all()
+    if result.cursor is not None:
+        rows = result.cursor.fetchall()
+        result.close()
+    else:
+        rows = result.all()
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -505,25 +509,126 @@ _TEXT_UNESCAPE = {"\\": "\\", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "
 def read_table(conn: Connection, schema: str, table: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Every row of ``schema.table`` (optionally only ``columns``) as a DataFrame, quickly.
 
-    On PostgreSQL one ``COPY ... TO STDOUT`` parsed by pandas' C reader (1M rows x 24 columns in a
-    few seconds, several times faster than fetching rows). Values match ``read_sql``'s
-    (text -> str, NULL -> NaN/None, integers -> int64 or float64 with NULLs, booleans, dates as
-    ``datetime.date``, timestamps as ``datetime64[us, UTC]``), except that ``numeric`` columns come
-    back as float64. On SQLite it is ``read_sql``.
+    On PostgreSQL the rows are streamed with ``COPY ... TO STDOUT`` instead of fetched one by one:
+    numbers, booleans, dates and timestamps in binary (every field fixed-width, so numpy reads
+    them without parsing), text columns as text parsed by pandas' C reader, both in one
+    REPEATABLE READ transaction so they see the same rows in the same order (1M rows x 28
+    columns: about 2 s instead of 15 s for ``read_sql``). Inside a caller's transaction only the
+    text form is used. Values match ``read_sql``'s (text -> str, NULL -> NaN/None, integers ->
+    int64, or float64 with NULLs, booleans, dates as ``datetime.date``, timestamps as
+    ``datetime64[us, UTC]``), except that ``numeric`` columns come back as float64. On SQLite it
+    is ``read_sql``.
     """
     validate_identifier(schema, "schema")
     validate_identifier(table, "table")
     wanted = [validate_identifier(c, "column") for c in columns] if columns is not None else None
     if is_sqlite(conn):
         return read_sql(conn, f"SELECT {', '.join(wanted) if wanted else '*'} FROM {schema}.{table}")
+    if conn.in_transaction():
+        return _read_table_text(conn, schema, table, _table_types(conn, schema, table, wanted))
+    with conn.begin():
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        types = _table_types(conn, schema, table, wanted)
+        fixed = {n: t for n, t in types.items() if t in _READ_FIXED}
+        if not fixed:
+            return _read_table_text(conn, schema, table, types)
+        texts = {n: t for n, t in types.items() if n not in fixed}
+        # Two plain sequential scans of one snapshot return the rows in the same order.
+        conn.exec_driver_sql("SET LOCAL synchronize_seqscans = off")
+        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+        numbers = _read_table_fixed(conn, schema, table, fixed)
+        words = _read_table_text(conn, schema, table, texts) if texts else None
+    n = len(next(iter(numbers.values())))
+    if words is not None and len(words) != n:  # pragma: no cover - one snapshot guarantees it
+        raise WarehouseError(f"table {schema}.{table}: the two reads saw {n} and {len(words)} rows")
+    data = {}
+    for name in types:
+        if name in numbers:
+            values = numbers[name]
+            data[name] = values.reset_index(drop=True) if isinstance(values, pd.Series) else pd.Series(values)
+        else:
+            data[name] = words[name].reset_index(drop=True)  # type: ignore[index]
+    return pd.DataFrame(data)
+
+
+def _table_types(conn: Connection, schema: str, table: str, wanted: list[str] | None) -> dict[str, str]:
+    """The PostgreSQL types of ``wanted`` (default: all) columns of ``schema.table``; clear errors if missing."""
     types = pg_column_types(conn, schema, table)
     if not types:
         raise WarehouseError(f"table {schema}.{table} does not exist")
-    if wanted is not None:
-        missing = [c for c in wanted if c not in types]
-        if missing:
-            raise WarehouseError(f"table {schema}.{table} has no column(s) {', '.join(missing)}")
-        types = {c: types[c] for c in wanted}
+    if wanted is None:
+        return types
+    missing = [c for c in wanted if c not in types]
+    if missing:
+        raise WarehouseError(f"table {schema}.{table} has no column(s) {', '.join(missing)}")
+    return {c: types[c] for c in wanted}
+
+
+# Binary read: the types sent as fixed-width binary fields. NULLs become a placeholder value plus
+# a one-byte IS NULL flag, so every row has the same size (floats use NaN, as pandas does).
+_READ_FIXED = ("int2", "int4", "int8", "float4", "float8", "numeric", "bool", "date", "timestamp", "timestamptz")
+_READ_BINARY = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8", "numeric": ">f8",
+                "bool": "u1", "date": ">i4", "timestamp": ">i8", "timestamptz": ">i8"}
+_READ_PLACEHOLDER = {"int2": "0", "int4": "0", "int8": "0", "bool": "false", "date": "DATE '2000-01-01'",
+                     "timestamp": "TIMESTAMP '2000-01-01'", "timestamptz": "TIMESTAMPTZ '2000-01-01 00:00:00+00'"}
+
+
+def _read_fields(name: str, typ: str) -> list[tuple[str, str]]:
+    """(SQL expression, numpy type) of the binary fields sent for one column."""
+    if typ in ("float4", "float8", "numeric"):
+        value = f"{name}::float8" if typ == "numeric" else name
+        return [(f"COALESCE({value}, 'NaN')", _READ_BINARY[typ])]
+    return [(f"COALESCE({name}, {_READ_PLACEHOLDER[typ]})", _READ_BINARY[typ]), (f"({name} IS NULL)", "u1")]
+
+
+def _read_table_fixed(conn: Connection, schema: str, table: str, types: dict[str, str]) -> dict[str, Any]:
+    """Read non-text columns with a binary COPY whose rows are all the same size; decode with numpy."""
+    fields = {name: _read_fields(name, typ) for name, typ in types.items()}
+    select = ", ".join(expr for parts in fields.values() for expr, _ in parts)
+    buf = io.BytesIO()
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(f"COPY (SELECT {select} FROM {schema}.{table}) TO STDOUT WITH (FORMAT binary)", buf)
+    payload = buf.getvalue()
+    if payload[:11] != _COPY_SIGNATURE[:11] or payload[-2:] != _COPY_TRAILER:
+        raise WarehouseError(f"table {schema}.{table}: unexpected binary COPY output")
+    layout: list[tuple[str, str]] = [("count", ">i2")]
+    for name, parts in fields.items():
+        for i, (_, kind) in enumerate(parts):
+            layout += [(f"{name}.{i}.len", ">i4"), (f"{name}.{i}", kind)]
+    dtype = np.dtype(layout)
+    header = 19 + int.from_bytes(payload[15:19], "big")
+    body = len(payload) - header - 2
+    if body % dtype.itemsize:
+        raise WarehouseError(f"table {schema}.{table}: binary COPY rows are not of the expected size")
+    rec = np.frombuffer(payload, dtype=dtype, offset=header, count=body // dtype.itemsize)
+    out: dict[str, Any] = {}
+    for name, typ in types.items():
+        value = rec[f"{name}.0"]
+        null = rec[f"{name}.1"].astype(bool) if len(fields[name]) > 1 else np.zeros(len(rec), dtype=bool)
+        has_null = bool(null.any())
+        if typ in ("float4", "float8", "numeric"):
+            out[name] = value.astype("float64")
+        elif typ == "bool":
+            flags = value.astype(bool)
+            out[name] = flags if not has_null else np.where(null, None, flags.astype(object))
+        elif typ == "date":
+            days = value.astype("int64") + _PG_EPOCH_DAY
+            out[name] = _days_to_dates(pd.Series(np.where(null, np.nan, days.astype("float64")))).to_numpy()
+        elif typ in ("timestamp", "timestamptz"):
+            stamps = (value.astype("int64") + _PG_EPOCH_US).astype("datetime64[us]")
+            if has_null:
+                stamps[null] = np.datetime64("NaT")
+            series = pd.Series(stamps)
+            out[name] = series.dt.tz_localize("UTC") if typ == "timestamptz" else series
+        else:
+            ints = value.astype("int64")
+            out[name] = np.where(null, np.nan, ints) if has_null else ints
+    return out
+
+
+def _read_table_text(conn: Connection, schema: str, table: str, types: dict[str, str]) -> pd.DataFrame:
+    """Read ``types``' columns of ``schema.table`` with one text-format COPY parsed by ``pandas.read_csv``."""
     select = []
     for name, typ in types.items():
         if typ in ("bool",):
@@ -548,12 +653,13 @@ def read_table(conn: Connection, schema: str, table: str, columns: Iterable[str]
     frame = pd.read_csv(
         buf, sep="\t", header=None, names=names, quoting=csv.QUOTE_NONE, keep_default_na=False,
         na_values={n: ["\\N"] if n in texts else ["\\N", "NaN"] for n in names},
-        dtype={n: "str" for n in texts}, encoding="utf-8", low_memory=False,
+        dtype={n: "str" for n in texts}, encoding="utf-8", low_memory=False, skip_blank_lines=False,
     )
+    escaped = b"\\" in buf.getvalue()  # COPY escapes tabs, newlines and backslashes in text with a backslash
     for name, typ in types.items():
         col = frame[name]
         if name in texts:
-            if col.str.contains("\\", regex=False).any():
+            if escaped and col.str.contains("\\", regex=False).any():
                 frame[name] = col.str.replace(_TEXT_ESCAPE, lambda m: _TEXT_UNESCAPE[m.group(1)], regex=True)
         elif typ == "bool":
             frame[name] = col.astype(bool) if not col.isna().any() else col.map(
