@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import URL, make_url  # noqa: E402
 
-from include.segmentation.warehouse import describe, get_engine, validate_identifier  # noqa: E402
+from include.segmentation.store.warehouse import describe, get_engine, validate_identifier  # noqa: E402
 
 STAGES: tuple[str, ...] = ("start_run", "validate_raw", "extract", "build_features", "cluster", "quality_gate", "publish")
 NAIVE_MAX_CUSTOMERS = 200_000
@@ -95,9 +95,11 @@ def _child(stage: str) -> int:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if os.environ.get("BENCH_NO_INSIGHT") == "1":
-        sys.modules["include.segmentation.insight"] = None  # type: ignore[assignment]
+        sys.modules["include.segmentation.explain.insight"] = None  # type: ignore[assignment]
     inputs = json.loads(sys.stdin.read())
-    from include.segmentation import clustering, pipeline, publish
+    from include.segmentation.model import clustering
+    from include.segmentation.pipeline.stages import stages as pipeline
+    from include.segmentation.store import publish
 
     timer = _Timer()
     timer.wrap(pipeline, "_write_staging", "write_staging", lambda *a, **k: {"kind": a[1], "rows": len(a[4])})
@@ -109,12 +111,12 @@ def _child(stage: str) -> int:
     timer.wrap(clustering, "score_labels", "scoring", lambda *a, **k: {"rows": len(a[0])})
     timer.wrap(publish, "publish_snapshot", "publish_snapshot")
     try:
-        from include.segmentation import insight
+        from include.segmentation.explain import insight
 
         timer.wrap(insight, "build_insights", "insight")
     except ImportError:
         pass
-    from include.segmentation.warehouse import get_engine as engine_for
+    from include.segmentation.store.warehouse import get_engine as engine_for
 
     engine = engine_for()  # WAREHOUSE_URL
     imported = time.perf_counter() - started
@@ -230,7 +232,7 @@ def _matches(contents: dict[str, Any] | None, customers: int, days: int, end_dat
 def ensure_warehouse(admin_url: URL, db: str, customers: int, days: int, end_date: date, seed: int,
                      rebuild: bool) -> dict[str, Any]:
     """Reuse ``db`` if it holds this data set, else create and load it with the generator; returns what was done."""
-    from include.segmentation.synthetic import generate_to_warehouse
+    from include.segmentation.sources.synthetic import generate_to_warehouse
 
     validate_identifier(db, "database name")
     url = admin_url.set(database=db)
@@ -306,7 +308,7 @@ _FLOOR = {
 def measure_floor(url: URL, snapshot: date, window_days: int) -> dict[str, Any]:
     """Seconds of one bare GROUP BY per source table over the window: the best of the server's settings,
     the extract's ``work_mem``, and that without JIT (the floor is what no extraction can beat)."""
-    from include.segmentation.extract import Window, pg_extract_settings
+    from include.segmentation.sources.extract import Window, pg_extract_settings
 
     window = Window(snapshot, window_days)
     work_mem = pg_extract_settings()["work_mem"]
@@ -348,7 +350,7 @@ def profile_extract(url: URL, snapshot: date, window_days: int) -> dict[str, Any
     Independent of the machine's load (CPU time), this shows where the extract spends its work
     compared with the floor. Everything runs in one rolled-back transaction on temporary tables.
     """
-    from include.segmentation import extract as ex
+    from include.segmentation.sources import extract as ex
 
     window = ex.Window(snapshot, window_days)
     settings = {**ex.pg_extract_settings(), "max_parallel_workers_per_gather": "0"}
@@ -419,10 +421,10 @@ def compare_silhouette(url: URL, snapshot: date, run_id: str, sample_sizes: tupl
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
 
-    from include.segmentation.clustering import ClusterConfig
-    from include.segmentation.features import NUMERIC_FEATURES, model_weights, transform_for_model
-    from include.segmentation.scoring import sampled_silhouette, silhouette
-    from include.segmentation.warehouse import read_sql
+    from include.segmentation.model.clustering import ClusterConfig
+    from include.segmentation.model.features import NUMERIC_FEATURES, model_weights, transform_for_model
+    from include.segmentation.model.scoring import sampled_silhouette, silhouette
+    from include.segmentation.store.warehouse import read_sql
 
     engine = get_engine(url)
     try:
@@ -631,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_url = make_url(args.url)
     url = admin_url.set(database=db)
     snapshot = args.end_date + timedelta(days=1)
-    from include.segmentation.pipeline import resolve_params
+    from include.segmentation.pipeline.stages import resolve_params
 
     params = resolve_params({"window_days": args.window_days})
     log_dir = Path(tempfile.mkdtemp(prefix=f"pipeline_scale_{size}_"))

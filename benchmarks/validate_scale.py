@@ -31,14 +31,14 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from include.segmentation.warehouse import describe, get_engine, is_sqlite, table_exists  # noqa: E402
+from include.segmentation.store.warehouse import describe, get_engine, is_sqlite, table_exists  # noqa: E402
 
 _CHILD = """
 import json, logging, sys, time
 from datetime import date
 t0 = time.perf_counter()
-from include.segmentation.data_quality import DataQualityError, validate_raw_window
-from include.segmentation.warehouse import get_engine
+from include.segmentation.quality.data_quality import DataQualityError, validate_raw_window
+from include.segmentation.store.warehouse import get_engine
 logging.basicConfig(level=logging.WARNING)
 engine = get_engine()  # WAREHOUSE_URL, passed in the environment (not on the command line)
 try:

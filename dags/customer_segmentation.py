@@ -39,7 +39,7 @@ PUBLISHED_SEGMENTS = Asset(name="segmentation.customer_segments", uri="warehouse
 
 
 def _engine():
-    from include.segmentation.airflow_adapter import warehouse_engine
+    from include.segmentation.orchestration.connection import warehouse_engine
 
     return warehouse_engine()
 
@@ -52,7 +52,7 @@ def _fail_fast(exc: Exception) -> None:
 
 
 def _on_failure(context) -> None:
-    from include.segmentation.alerts import notify_failure
+    from include.segmentation.orchestration.alerts import notify_failure
 
     notify_failure(context)
 
@@ -94,7 +94,7 @@ def _on_failure(context) -> None:
 def customer_segmentation():
     @task
     def start_run(**context) -> dict:
-        from include.segmentation.pipeline import start_run as start
+        from include.segmentation.pipeline.stages import start_run as start
 
         logical = context.get("logical_date") or context["dag_run"].run_after
         snapshot = pendulum.instance(logical).in_timezone("UTC").date()
@@ -105,8 +105,8 @@ def customer_segmentation():
 
     @task(retries=0)
     def validate_raw(run: dict) -> dict:
-        from include.segmentation.data_quality import DataQualityError
-        from include.segmentation.pipeline import validate_stage
+        from include.segmentation.pipeline.stages import validate_stage
+        from include.segmentation.quality.data_quality import DataQualityError
 
         try:
             return validate_stage(_engine(), run)
@@ -115,7 +115,7 @@ def customer_segmentation():
 
     @task
     def extract(run: dict) -> dict:
-        from include.segmentation.pipeline import EmptyWindowError, extract_stage
+        from include.segmentation.pipeline.stages import EmptyWindowError, extract_stage
 
         try:
             return extract_stage(_engine(), run)
@@ -124,8 +124,8 @@ def customer_segmentation():
 
     @task
     def build_features(run: dict, extracted: dict) -> dict:
-        from include.segmentation.data_quality import DataQualityError
-        from include.segmentation.pipeline import features_stage
+        from include.segmentation.pipeline.stages import features_stage
+        from include.segmentation.quality.data_quality import DataQualityError
 
         try:
             return features_stage(_engine(), run, extracted)
@@ -135,7 +135,7 @@ def customer_segmentation():
     @task.sensor(poke_interval=15, timeout=7200, mode="reschedule", retries=0)
     def wait_for_earlier_snapshots(run: dict) -> PokeReturnValue:
         """Backfills: segment ids follow the previous snapshot, so earlier dates are clustered first."""
-        from include.segmentation.pipeline import pending_earlier_runs
+        from include.segmentation.pipeline.stages import pending_earlier_runs
 
         pending = pending_earlier_runs(_engine(), run)
         if pending:
@@ -146,8 +146,8 @@ def customer_segmentation():
 
     @task(execution_timeout=timedelta(hours=2))
     def cluster(run: dict, features: dict) -> dict:
-        from include.segmentation.clustering import ClusteringError
-        from include.segmentation.pipeline import cluster_stage
+        from include.segmentation.model.clustering import ClusteringError
+        from include.segmentation.pipeline.stages import cluster_stage
 
         try:
             return cluster_stage(_engine(), run, features)
@@ -156,7 +156,7 @@ def customer_segmentation():
 
     @task(retries=0)
     def quality_gate(run: dict, clustered: dict) -> dict:
-        from include.segmentation.pipeline import ModelRejectedError, gate_stage
+        from include.segmentation.pipeline.stages import ModelRejectedError, gate_stage
 
         try:
             return gate_stage(_engine(), run, clustered)
@@ -165,7 +165,7 @@ def customer_segmentation():
 
     @task(outlets=[PUBLISHED_SEGMENTS])
     def publish(run: dict, clustered: dict, gate: dict) -> dict:
-        from include.segmentation.pipeline import publish_stage
+        from include.segmentation.pipeline.stages import publish_stage
 
         return publish_stage(_engine(), run, clustered)
 
@@ -174,7 +174,7 @@ def customer_segmentation():
         import logging
         from datetime import date
 
-        from include.segmentation.report import render_report
+        from include.segmentation.explain.report import render_report
 
         path = render_report(_engine(), date.fromisoformat(run["snapshot_date"]))
         logging.getLogger("include.segmentation").info("segment report: %s", path)

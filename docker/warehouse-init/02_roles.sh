@@ -3,7 +3,7 @@
 #   segment_writer  the pipeline's login (AIRFLOW_CONN_WAREHOUSE): reads raw.*, owns schema segmentation
 #                   (creates, replaces and publishes the output tables there, and grants the reader).
 #   segment_reader  read-only consumers: USAGE on schema segmentation; the pipeline grants it SELECT on the
-#                   published tables only (include/segmentation/publish.py, grant_reader), never on raw.*.
+#                   published tables only (include/segmentation/store/publish.py, grant_reader), never on raw.*.
 # Passwords come from the environment (docker/.env.example), never from this file. Idempotent.
 # Role names can be overridden (WAREHOUSE_WRITER_ROLE / WAREHOUSE_READER_ROLE), e.g. by the tests.
 set -euo pipefail

@@ -57,9 +57,9 @@ def test_structure_schedule_and_params(dag) -> None:
 
 
 def _seed_warehouse(url: str, publish: bool = True) -> None:
-    from include.segmentation.contract import create_source_contract
-    from include.segmentation.output_tables import ensure_output_tables
-    from include.segmentation.warehouse import bulk_insert, get_engine
+    from include.segmentation.sources.contract import create_source_contract
+    from include.segmentation.store.schema import ensure_output_tables
+    from include.segmentation.store.warehouse import bulk_insert, get_engine
 
     engine = get_engine(url)
     create_source_contract(engine)
@@ -101,7 +101,7 @@ def test_dag_run_syncs_a_file_audience(dag, airflow_db, tmp_path: Path, monkeypa
     files = sorted(p.name for p in (folder / "loyal_file").iterdir())
     assert len(files) == 2 and files[0].endswith("_add.csv") and files[1].endswith("_remove.csv")
     assert not (folder / "other_file").exists(), "disabled audiences are skipped unless named"
-    from include.segmentation.warehouse import get_engine
+    from include.segmentation.store.warehouse import get_engine
 
     engine = get_engine(url)
     with engine.connect() as conn:

@@ -1,0 +1,199 @@
+"""Publish: move one snapshot's staged results into the published tables in a single transaction.
+
+Idempotent for a snapshot date S: the snapshot's rows are replaced, never appended twice.
+``customer_segments`` (what consumers read) is replaced only when S is the newest published
+snapshot, so a backfill of an older date never hides newer segments. On PostgreSQL a
+transaction-scoped advisory lock serialises publishers (overlapping backfill runs) and the
+read-only role ``segment_reader`` is granted SELECT on the published tables only. A crash before
+COMMIT leaves consumers on the previous complete snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Column, Connection, Date, Engine, Float, MetaData, PrimaryKeyConstraint, Table, Text, text
+
+from include.segmentation.model.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from include.segmentation.store.schema import (
+    SCHEMA,
+    customer_segments,
+    customer_segments_history,
+    ensure_output_tables,
+    segment_profiles,
+)
+from include.segmentation.store.warehouse import ddl_lock, is_sqlite, validate_identifier
+
+log = logging.getLogger(__name__)
+
+PUBLISH_LOCK_KEY = 718_204_331  # pg_advisory_xact_lock key shared by every publisher
+READER_ROLE = "segment_reader"
+
+_features_metadata = MetaData(schema=SCHEMA)
+customer_features = Table(
+    "customer_features",
+    _features_metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    *[Column(name, Float) for name in NUMERIC_FEATURES],
+    *[Column(name, Text) for name in CATEGORICAL_FEATURES],
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("snapshot_date", "customer_id", name="customer_features_pkey"),
+)
+
+PUBLISHED_TABLES: tuple[str, ...] = (
+    "segment_runs",
+    "customer_segments_history",
+    "customer_segments",
+    "segment_profiles",
+    "customer_features",
+    "segment_rules",
+    "segment_transitions",
+    "segment_top_products",
+    "segment_drift",
+    "quality_results",
+    "audience_sync_runs",
+)
+
+
+def ensure_published_tables(engine: Engine) -> None:
+    """Create every published table (idempotent) and, on PostgreSQL, the reader grants.
+
+    One transaction under the DDL advisory lock, so overlapping backfill runs on a fresh warehouse
+    do not race each other's CREATE TABLE.
+    """
+    from include.segmentation.quality.data_quality import ensure_quality_tables
+
+    ensure_output_tables(engine)
+    ensure_quality_tables(engine)
+    try:
+        from include.segmentation.explain.insight import INSIGHT_TABLES
+    except ImportError:
+        INSIGHT_TABLES = {}  # noqa: N806
+    with engine.begin() as conn:
+        ddl_lock(conn)
+        _features_metadata.create_all(conn, checkfirst=True)
+        for table in INSIGHT_TABLES.values():
+            table.create(conn, checkfirst=True)
+        if not is_sqlite(conn):
+            grant_reader(conn)
+
+
+def grant_reader(conn: Connection) -> None:
+    """Create role ``segment_reader`` if allowed and grant it SELECT on the published tables only."""
+    exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first()
+    if not exists:
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"CREATE ROLE {READER_ROLE} NOLOGIN")
+        except Exception as exc:  # noqa: BLE001 - lacking CREATEROLE, or created concurrently
+            log.warning("could not create role %s (%s); grants skipped unless it exists", READER_ROLE, type(exc).__name__)
+    if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {READER_ROLE}")
+        existing = set(
+            conn.execute(
+                text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": SCHEMA}
+            ).scalars()
+        )
+        for table in PUBLISHED_TABLES:
+            if table in existing:
+                conn.exec_driver_sql(f"GRANT SELECT ON {SCHEMA}.{validate_identifier(table)} TO {READER_ROLE}")
+
+
+def staging_like(table: Table, staging_name: str) -> Table:
+    """A constraint-free copy of ``table``'s columns named ``staging_name`` in the same schema."""
+    md = MetaData(schema=SCHEMA)
+    return Table(
+        validate_identifier(staging_name),
+        md,
+        *[Column(c.name, c.type, nullable=True) for c in table.columns],
+    )
+
+
+def _columns(table: Table) -> str:
+    return ", ".join(c.name for c in table.columns)
+
+
+def publish_snapshot(
+    engine: Engine,
+    snapshot_date: date,
+    run_id: str,
+    staged: dict[str, str],
+    run_row: dict[str, Any],
+) -> dict[str, Any]:
+    """Publish staged ``assignments``, ``profiles`` and ``features`` tables for ``snapshot_date``.
+
+    ``staged`` maps those three kinds to ``segmentation.stg_*`` table names; ``run_row`` is the
+    ``segment_runs`` row to store with status ``published``. Returns what was written.
+    """
+    from include.segmentation.store.run_log import upsert_run
+
+    targets: dict[str, Table] = {
+        "assignments": customer_segments_history,
+        "profiles": segment_profiles,
+        "features": customer_features,
+    }
+    try:
+        from include.segmentation.explain.insight import INSIGHT_TABLES
+
+        targets.update(INSIGHT_TABLES)
+    except ImportError:
+        pass
+    for kind, name in staged.items():
+        schema, _, table = name.partition(".")
+        if schema != SCHEMA or not table.startswith("stg_"):
+            raise ValueError(f"refusing to publish from {name!r}: not a segmentation staging table")
+        validate_identifier(table)
+        if kind not in targets:
+            raise ValueError(f"unknown staged kind {kind!r}")
+    s = {"s": snapshot_date}
+    with engine.begin() as conn:
+        if not is_sqlite(conn):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK_KEY})
+        written: dict[str, int] = {}
+        for kind, final in targets.items():
+            if kind not in staged:
+                continue
+            cols = _columns(final)
+            conn.execute(text(f"DELETE FROM {SCHEMA}.{final.name} WHERE snapshot_date = :s"), s)
+            res = conn.execute(text(f"INSERT INTO {SCHEMA}.{final.name} ({cols}) SELECT {cols} FROM {staged[kind]}"))
+            written[final.name] = int(res.rowcount)
+        newest = conn.execute(
+            text(
+                "SELECT MAX(snapshot_date) FROM segmentation.segment_runs "
+                "WHERE status = 'published' AND snapshot_date <> :s"
+            ),
+            s,
+        ).scalar_one()
+        newest_date = date.fromisoformat(str(newest)[:10]) if newest is not None else None
+        is_current = newest_date is None or snapshot_date >= newest_date
+        if is_current:
+            cols = _columns(customer_segments)
+            conn.exec_driver_sql(f"DELETE FROM {SCHEMA}.customer_segments")
+            res = conn.execute(
+                text(
+                    f"INSERT INTO {SCHEMA}.customer_segments ({cols}) "
+                    f"SELECT {cols} FROM {SCHEMA}.customer_segments_history WHERE snapshot_date = :s"
+                ),
+                s,
+            )
+            written["customer_segments"] = int(res.rowcount)
+        conn.execute(
+            text(
+                "UPDATE segmentation.segment_runs SET status = 'superseded' "
+                "WHERE snapshot_date = :s AND status = 'published' AND run_id <> :r"
+            ),
+            {**s, "r": run_id},
+        )
+        upsert_run(conn, {**run_row, "run_id": run_id, "snapshot_date": snapshot_date, "status": "published"})
+    return {"snapshot_date": snapshot_date.isoformat(), "current": is_current, "rows": written}
+
+
+def drop_staging(conn: Connection, names: list[str]) -> None:
+    """Drop staging tables by qualified name (only ``segmentation.stg_*``)."""
+    for name in names:
+        schema, _, table = name.partition(".")
+        if schema == SCHEMA and table.startswith("stg_"):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SCHEMA}.{validate_identifier(table)}")

@@ -1,0 +1,234 @@
+"""The issue's bad-input catalogue end to end through ``run_pipeline`` on PostgreSQL.
+
+A clean warehouse with a published snapshot (built once, cloned per test with ``CREATE DATABASE
+... TEMPLATE``) is corrupted one way; the next day's run must stop at validation with a message
+naming the problem, be recorded as ``failed_validation`` in ``segment_runs``, and leave every
+published table exactly as it was (the previous snapshot stays current). A tenfold volume spike
+is a warning by default: that run goes on and publishes, with the warning stored.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from include.segmentation.pipeline.stages import run_pipeline
+from include.segmentation.quality.data_quality import DataQualityError
+from include.segmentation.sources.synthetic import generate_to_warehouse
+from include.segmentation.store.warehouse import get_engine, read_sql, ts_param
+
+PUBLISHED = date(2024, 7, 1)  # the snapshot published before each corruption
+S = PUBLISHED + timedelta(days=1)  # the run that meets the corrupted data
+LAST_DAY = S - timedelta(days=1)
+PARAMS = {"k_min": 3, "k_max": 6, "window_days": 120}
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _admin() -> sa.Engine:
+    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def _url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="module")
+def published_template() -> Iterator[str]:
+    """Clean synthetic data through day S-1 and a published snapshot for S-1 (validated)."""
+    name = f"custseg_test_dqe2e_{uuid.uuid4().hex[:10]}"
+    admin = _admin()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        eng = get_engine(_url(name))
+        generate_to_warehouse(eng, customers=800, days=150, end_date=LAST_DAY, seed=5)
+        out = run_pipeline(eng, PUBLISHED, PARAMS)
+        assert out["current"] is True
+        eng.dispose()
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
+def wh(published_template: str) -> Iterator[sa.Engine]:
+    name = f"custseg_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {published_template}")
+    eng = get_engine(_url(name))
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def _published_tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
+    """Every table of schema segmentation a consumer reads (not staging, not the run log or results)."""
+    out: dict[str, pd.DataFrame] = {}
+    names = sa.inspect(engine).get_table_names(schema="segmentation")
+    with engine.connect() as conn:
+        for name in sorted(names):
+            if name.startswith("stg_") or name in {"quality_results", "segment_runs"}:
+                continue
+            frame = read_sql(conn, f"SELECT * FROM segmentation.{name}")
+            out[name] = frame.astype(str).sort_values(list(frame.columns)).reset_index(drop=True)
+        runs = read_sql(conn, "SELECT * FROM segmentation.segment_runs WHERE snapshot_date = :d", {"d": PUBLISHED})
+    out["segment_runs(published)"] = runs.astype(str).sort_values("run_id").reset_index(drop=True)
+    return out
+
+
+def _exec(engine: sa.Engine, *statements: str, **params) -> None:
+    with engine.begin() as conn:
+        for sql in statements:
+            conn.execute(sa.text(sql), params)
+
+
+def _line(engine: sa.Engine) -> dict:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text(
+            "SELECT order_id, line_number FROM raw.transactions WHERE customer_id IS NOT NULL AND quantity > 0 "
+            "AND ordered_at >= :a ORDER BY order_id, line_number LIMIT 1"), {"a": ts_param(engine, S - timedelta(days=30))}
+        ).mappings().first())
+
+
+def _assert_stopped(engine: sa.Engine, check: str, *fragments: str, params: dict | None = None) -> str:
+    before = _published_tables(engine)
+    with pytest.raises(DataQualityError) as info:
+        run_pipeline(engine, S, {**PARAMS, **(params or {})})
+    message = str(info.value)
+    assert f"- {check} " in message
+    for fragment in fragments:
+        assert fragment in message, fragment
+    with engine.connect() as conn:
+        run = conn.execute(sa.text(
+            "SELECT status, message FROM segmentation.segment_runs WHERE snapshot_date = :d"), {"d": S}).mappings().one()
+        current = conn.execute(sa.text("SELECT DISTINCT snapshot_date FROM segmentation.customer_segments")).scalars().all()
+        stored = conn.execute(sa.text(
+            "SELECT r.status FROM segmentation.quality_results r JOIN segmentation.segment_runs s ON s.run_id = r.run_id "
+            "WHERE s.snapshot_date = :d AND r.check_name = :c"), {"d": S, "c": check}).scalars().all()
+    assert run["status"] == "failed_validation" and check in run["message"]
+    assert current == [PUBLISHED]  # the previous snapshot stays current
+    assert stored == ["failed"]
+    after = _published_tables(engine)
+    assert after.keys() == before.keys()
+    for name in before:
+        pd.testing.assert_frame_equal(after[name], before[name], obj=name)
+    return message
+
+
+def test_null_customer_id(wh) -> None:
+    _exec(wh, "ALTER TABLE raw.customers DROP CONSTRAINT customers_pkey",
+          "ALTER TABLE raw.customers ALTER COLUMN customer_id DROP NOT NULL",
+          "INSERT INTO raw.customers (customer_id, created_at, email, phone, marketing_consent) "
+          "VALUES (NULL, '2024-01-05 10:00:00+00', 'max.mustermann@example.de', '+49 30 1234567', true)")
+    message = _assert_stopped(wh, "customers.customer_id_not_null", "customers.customer_id", "never null", "m***@e***.de")
+    assert "max.mustermann@example.de" not in message and "1234567" not in message
+
+
+def test_duplicate_order_lines(wh) -> None:
+    line = _line(wh)
+    _exec(wh, "ALTER TABLE raw.transactions DROP CONSTRAINT transactions_order_line_key",
+          "INSERT INTO raw.transactions SELECT * FROM raw.transactions WHERE order_id = :o AND line_number = :n",
+          o=line["order_id"], n=line["line_number"])
+    _assert_stopped(wh, "transactions.order_line_unique", "transactions.order_id, line_number", line["order_id"])
+
+
+def test_negative_unit_price(wh) -> None:
+    line = _line(wh)
+    _exec(wh, "UPDATE raw.transactions SET unit_price = -3.5 WHERE order_id = :o AND line_number = :n",
+          o=line["order_id"], n=line["line_number"])
+    _assert_stopped(wh, "transactions.unit_price_non_negative", "transactions.unit_price", "unit_price >= 0", "-3.5")
+
+
+def test_discount_above_line_value(wh) -> None:
+    line = _line(wh)
+    _exec(wh, "UPDATE raw.transactions SET discount = quantity * unit_price * 2 + 1 WHERE order_id = :o AND line_number = :n",
+          o=line["order_id"], n=line["line_number"])
+    _assert_stopped(wh, "transactions.discount_within_line_value", "transactions.discount", "discount <= |quantity| * unit_price")
+
+
+def test_quantity_zero(wh) -> None:
+    line = _line(wh)
+    _exec(wh, "UPDATE raw.transactions SET quantity = 0 WHERE order_id = :o AND line_number = :n",
+          o=line["order_id"], n=line["line_number"])
+    _assert_stopped(wh, "transactions.quantity_not_zero", "transactions.quantity", "quantity <> 0")
+
+
+def test_unknown_event_type(wh) -> None:
+    _exec(wh, "UPDATE raw.browsing_events SET event_type = 'wishlist' WHERE event_id = "
+              "(SELECT MIN(event_id) FROM raw.browsing_events WHERE occurred_at >= :a)",
+          a=ts_param(wh, S - timedelta(days=30)))
+    _assert_stopped(wh, "browsing_events.event_type_known", "browsing_events.event_type", "wishlist")
+
+
+def test_timestamps_after_the_cutoff(wh) -> None:
+    line = _line(wh)
+    _exec(wh, "UPDATE raw.transactions SET ordered_at = :t WHERE order_id = :o AND line_number = :n",
+          t=datetime.now(timezone.utc) + timedelta(days=400), o=line["order_id"], n=line["line_number"])
+    _assert_stopped(wh, "transactions.ordered_at_not_in_future", "transactions.ordered_at", "not later than now")
+
+
+def test_orphaned_customer_ids_beyond_the_threshold(wh) -> None:
+    _exec(wh, "UPDATE raw.browsing_events SET customer_id = 'ZOMBIE-' || customer_id "
+              "WHERE customer_id IS NOT NULL AND occurred_at >= :a AND event_id LIKE '%3'",
+          a=ts_param(wh, S - timedelta(days=60)))
+    _assert_stopped(wh, "browsing_events.customer_ids_known", "browsing_events.customer_id", "ZOMBIE-")
+
+
+def test_missing_column(wh) -> None:
+    _exec(wh, "ALTER TABLE raw.transactions RENAME COLUMN unit_price TO price")
+    _assert_stopped(wh, "transactions.schema.unit_price", "transactions.unit_price", "column missing")
+
+
+def test_column_of_the_wrong_type(wh) -> None:
+    _exec(wh, "ALTER TABLE raw.customers ALTER COLUMN created_at TYPE text USING created_at::text")
+    _assert_stopped(wh, "customers.schema.created_at", "customers.created_at", "type TEXT, not a timestamp type")
+
+
+def test_empty_last_day(wh) -> None:
+    _exec(wh, "DELETE FROM raw.browsing_events WHERE occurred_at >= :d", d=ts_param(wh, LAST_DAY))
+    _assert_stopped(wh, "browsing_events.last_day_not_empty", "browsing_events.occurred_at",
+                    f"0 events on {LAST_DAY.isoformat()}")
+
+
+def test_all_null_column(wh) -> None:
+    _exec(wh, "UPDATE raw.browsing_events SET category = NULL")
+    _assert_stopped(wh, "browsing_events.category_populated", "browsing_events.category", "NULL on 100.00%")
+
+
+def test_volume_spike_can_be_made_an_error_by_a_run_parameter(wh) -> None:
+    copies = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(1, 10))
+    _exec(wh, "INSERT INTO raw.transactions SELECT t.order_id || '-x' || c.k, t.line_number, t.customer_id, t.ordered_at, "
+              f"t.product_id, t.category, t.quantity, t.unit_price, t.discount FROM raw.transactions t CROSS JOIN ({copies}) c "
+              "WHERE t.ordered_at >= :d", d=ts_param(wh, LAST_DAY))
+    _assert_stopped(wh, "transactions.last_day_volume", "x the trailing 28-day daily average",
+                    params={"quality": {"transactions.last_day_volume": "error"}})
+
+
+def test_tenfold_volume_spike_warns_and_the_run_publishes(wh) -> None:
+    copies = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(1, 10))
+    _exec(wh, "INSERT INTO raw.transactions SELECT t.order_id || '-x' || c.k, t.line_number, t.customer_id, t.ordered_at, "
+              f"t.product_id, t.category, t.quantity, t.unit_price, t.discount FROM raw.transactions t CROSS JOIN ({copies}) c "
+              "WHERE t.ordered_at >= :d", d=ts_param(wh, LAST_DAY))
+    out = run_pipeline(wh, S, PARAMS)
+    assert out["current"] is True and out["snapshot_date"] == S.isoformat()
+    with wh.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT r.status, r.severity, r.observed FROM segmentation.quality_results r "
+            "WHERE r.run_id = :r AND r.check_name = 'transactions.last_day_volume'"), {"r": out["run_id"]}).mappings().all()
+    assert [(r["status"], r["severity"]) for r in rows] == [("failed", "warning")]
+    assert "x the trailing 28-day daily average" in rows[0]["observed"]
