@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from include.segmentation.sources.synthetic import generate_to_warehouse  # noqa: E402
-from include.segmentation.store.warehouse import get_engine, validate_identifier  # noqa: E402
+from include.segmentation.sources import generate_to_warehouse  # noqa: E402
+from include.segmentation.store import get_engine, validate_identifier  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,8 +42,8 @@ from sklearn.metrics import silhouette_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 
-from include.segmentation.model.features import build_features, model_weights, transform_for_model  # noqa: E402
-from include.segmentation.store.warehouse import get_engine, ts_param  # noqa: E402
+from include.segmentation.model import build_features, model_weights, transform_for_model  # noqa: E402
+from include.segmentation.store import get_engine, ts_param  # noqa: E402
 
 SCRATCH_TABLE = "naive_segments"
 

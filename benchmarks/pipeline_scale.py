@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import URL, make_url  # noqa: E402
 
-from include.segmentation.store.warehouse import describe, get_engine, validate_identifier  # noqa: E402
+from include.segmentation.store import describe, get_engine, validate_identifier  # noqa: E402
 
 STAGES: tuple[str, ...] = ("start_run", "validate_raw", "extract", "build_features", "cluster", "quality_gate", "publish")
 NAIVE_MAX_CUSTOMERS = 200_000
@@ -116,7 +116,7 @@ def _child(stage: str) -> int:
         timer.wrap(insight, "build_insights", "insight")
     except ImportError:
         pass
-    from include.segmentation.store.warehouse import get_engine as engine_for
+    from include.segmentation.store import get_engine as engine_for
 
     engine = engine_for()  # WAREHOUSE_URL
     imported = time.perf_counter() - started
@@ -232,7 +232,7 @@ def _matches(contents: dict[str, Any] | None, customers: int, days: int, end_dat
 def ensure_warehouse(admin_url: URL, db: str, customers: int, days: int, end_date: date, seed: int,
                      rebuild: bool) -> dict[str, Any]:
     """Reuse ``db`` if it holds this data set, else create and load it with the generator; returns what was done."""
-    from include.segmentation.sources.synthetic import generate_to_warehouse
+    from include.segmentation.sources import generate_to_warehouse
 
     validate_identifier(db, "database name")
     url = admin_url.set(database=db)
@@ -308,7 +308,7 @@ _FLOOR = {
 def measure_floor(url: URL, snapshot: date, window_days: int) -> dict[str, Any]:
     """Seconds of one bare GROUP BY per source table over the window: the best of the server's settings,
     the extract's ``work_mem``, and that without JIT (the floor is what no extraction can beat)."""
-    from include.segmentation.sources.extract import Window, pg_extract_settings
+    from include.segmentation.sources import Window, pg_extract_settings
 
     window = Window(snapshot, window_days)
     work_mem = pg_extract_settings()["work_mem"]
@@ -421,10 +421,15 @@ def compare_silhouette(url: URL, snapshot: date, run_id: str, sample_sizes: tupl
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
 
-    from include.segmentation.model.clustering import ClusterConfig
-    from include.segmentation.model.features import NUMERIC_FEATURES, model_weights, transform_for_model
-    from include.segmentation.model.scoring import sampled_silhouette, silhouette
-    from include.segmentation.store.warehouse import read_sql
+    from include.segmentation.model import (
+        NUMERIC_FEATURES,
+        ClusterConfig,
+        model_weights,
+        sampled_silhouette,
+        silhouette,
+        transform_for_model,
+    )
+    from include.segmentation.store import read_sql
 
     engine = get_engine(url)
     try:

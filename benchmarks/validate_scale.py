@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from include.segmentation.store.warehouse import describe, get_engine, is_sqlite, table_exists  # noqa: E402
+from include.segmentation.store import describe, get_engine, is_sqlite, table_exists  # noqa: E402
 
 _CHILD = """
 import json, logging, sys, time

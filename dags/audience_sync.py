@@ -48,7 +48,7 @@ def _connection_dict(conn_id: str) -> dict:
 
 def _credentials(audience):
     """Destination credentials of an audience (None for the file destination)."""
-    from include.segmentation.audiences.credentials import google_ads_credentials, meta_credentials
+    from include.segmentation.audiences import google_ads_credentials, meta_credentials
 
     conn_id = audience.effective_connection_id
     if conn_id is None:
@@ -95,7 +95,7 @@ def audience_sync():
     @task
     def plan_audiences() -> list[dict]:
         """Which audiences this run syncs (names only, for XCom)."""
-        from include.segmentation.audiences.config import load_audiences, select_audiences
+        from include.segmentation.audiences import load_audiences, select_audiences
 
         params = get_current_context()["params"]
         chosen = select_audiences(load_audiences(), params.get("audiences") or None)
@@ -106,8 +106,7 @@ def audience_sync():
         """Sync one audience; returns its counts (no identifiers)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.segmentation.audiences.config import load_audiences, select_audiences
-        from include.segmentation.audiences.sync import NothingPublished, sync_audience
+        from include.segmentation.audiences import NothingPublished, load_audiences, select_audiences, sync_audience
         from include.segmentation.orchestration.connection import warehouse_engine
 
         context = get_current_context()
@@ -134,7 +133,7 @@ def audience_sync():
     def report(results: list[dict]) -> dict:
         """Totals over all audiences of this run (runs only when every audience succeeded, so a
         failed audience fails the DAG run; its own task log and history row say why)."""
-        from include.segmentation.audiences.sync import summarize
+        from include.segmentation.audiences import summarize
 
         return summarize(r for r in results if isinstance(r, dict))
 

@@ -106,7 +106,7 @@ def customer_segmentation():
     @task(retries=0)
     def validate_raw(run: dict) -> dict:
         from include.segmentation.pipeline.stages import validate_stage
-        from include.segmentation.quality.data_quality import DataQualityError
+        from include.segmentation.quality import DataQualityError
 
         try:
             return validate_stage(_engine(), run)
@@ -125,7 +125,7 @@ def customer_segmentation():
     @task
     def build_features(run: dict, extracted: dict) -> dict:
         from include.segmentation.pipeline.stages import features_stage
-        from include.segmentation.quality.data_quality import DataQualityError
+        from include.segmentation.quality import DataQualityError
 
         try:
             return features_stage(_engine(), run, extracted)
@@ -146,7 +146,7 @@ def customer_segmentation():
 
     @task(execution_timeout=timedelta(hours=2))
     def cluster(run: dict, features: dict) -> dict:
-        from include.segmentation.model.clustering import ClusteringError
+        from include.segmentation.model import ClusteringError
         from include.segmentation.pipeline.stages import cluster_stage
 
         try:
@@ -174,7 +174,7 @@ def customer_segmentation():
         import logging
         from datetime import date
 
-        from include.segmentation.explain.report import render_report
+        from include.segmentation.explain import render_report
 
         path = render_report(_engine(), date.fromisoformat(run["snapshot_date"]))
         logging.getLogger("include.segmentation").info("segment report: %s", path)

@@ -24,8 +24,8 @@ def render() -> str:
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from include.segmentation.sources.contract import RAW_INDEXES, evaluation_metadata, raw_metadata
-    from include.segmentation.store.warehouse import SCHEMAS, validate_identifier
+    from include.segmentation.sources import RAW_INDEXES, evaluation_metadata, raw_metadata
+    from include.segmentation.store import SCHEMAS, validate_identifier
 
     dialect = postgresql.dialect()
     lines = [

@@ -53,7 +53,7 @@ async def require_dag_read(
 
 
 def _reports_dir() -> Path:
-    from include.segmentation.explain.report import reports_dir
+    from include.segmentation.explain import reports_dir
 
     return reports_dir()
 
@@ -93,7 +93,7 @@ def create_app() -> FastAPI:
 
     @app.get("/reports", response_class=HTMLResponse, dependencies=guard)
     def index() -> HTMLResponse:
-        from include.segmentation.explain.report import list_reports, report_filename
+        from include.segmentation.explain import list_reports, report_filename
 
         dates = list_reports(_reports_dir())
         items = "".join(
@@ -111,7 +111,7 @@ def create_app() -> FastAPI:
 
     @app.get("/reports/{snapshot_date}", response_class=HTMLResponse, dependencies=guard)
     def one(snapshot_date: str) -> Response:
-        from include.segmentation.explain.report import report_filename
+        from include.segmentation.explain import report_filename
 
         try:
             day = date.fromisoformat(snapshot_date)

@@ -68,8 +68,8 @@ def warehouse_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def engine(warehouse_url: str):
     """An engine on an empty warehouse with the source contract created."""
-    from include.segmentation.sources.contract import create_source_contract
-    from include.segmentation.store.warehouse import get_engine
+    from include.segmentation.sources import create_source_contract
+    from include.segmentation.store import get_engine
 
     eng = get_engine(warehouse_url)
     create_source_contract(eng)

@@ -73,21 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    from include.segmentation.store.warehouse import WarehouseError, describe, get_engine
+    from include.segmentation.store import WarehouseError, describe, get_engine
 
     try:
         engine = get_engine(args.warehouse)
         if args.command == "init-warehouse":
-            from include.segmentation.sources.contract import create_source_contract
-            from include.segmentation.store.schema import ensure_output_tables
+            from include.segmentation.sources import create_source_contract
+            from include.segmentation.store import ensure_segmentation_tables
 
             create_source_contract(engine)
-            ensure_output_tables(engine)
+            ensure_segmentation_tables(engine)
             print(f"source contract ready in {describe(engine)}")
         elif args.command == "generate":
             from datetime import datetime, timedelta, timezone
 
-            from include.segmentation.sources.synthetic import generate_to_warehouse
+            from include.segmentation.sources import generate_to_warehouse
 
             end = args.end_date or (datetime.now(timezone.utc).date() - timedelta(days=1))
             stats = generate_to_warehouse(
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps(stats, default=str, indent=2))
         elif args.command == "load-online-retail":
-            from include.segmentation.sources.online_retail import DEFAULT_PATH, load_online_retail
+            from include.segmentation.sources import DEFAULT_PATH, load_online_retail
 
             stats = load_online_retail(engine, args.path or DEFAULT_PATH, replace=args.replace)
             print(json.dumps(stats, default=str, indent=2))
@@ -111,12 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             result = run_pipeline(engine, args.date, json.loads(args.params))
             print(json.dumps(result, default=str, indent=2))
         elif args.command == "summary":
-            from include.segmentation.explain.report_text import segments_summary
+            from include.segmentation.explain import segments_summary
 
             print(segments_summary(engine))
         elif args.command == "sync-audiences":
-            from include.segmentation.audiences.config import load_audiences, select_audiences
-            from include.segmentation.audiences.sync import sync_audience
+            from include.segmentation.audiences import load_audiences, select_audiences, sync_audience
 
             results = [
                 sync_audience(engine, a, full_resend=args.full_resend, dry_run=args.dry_run)
@@ -125,11 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
             print(json.dumps(results, default=str, indent=2))
         elif args.command == "report":
-            from include.segmentation.explain.report import render_report
+            from include.segmentation.explain import render_report
 
             print(render_report(engine, args.date, args.out))
         elif args.command == "run-status":
-            from include.segmentation.store.warehouse import read_sql, table_exists
+            from include.segmentation.store import read_sql, table_exists
 
             if not table_exists(engine, "segmentation", "segment_runs"):
                 print(f"no run for {args.date}")

@@ -57,13 +57,12 @@ def test_structure_schedule_and_params(dag) -> None:
 
 
 def _seed_warehouse(url: str, publish: bool = True) -> None:
-    from include.segmentation.sources.contract import create_source_contract
-    from include.segmentation.store.schema import ensure_output_tables
-    from include.segmentation.store.warehouse import bulk_insert, get_engine
+    from include.segmentation.sources import create_source_contract
+    from include.segmentation.store import bulk_insert, ensure_segmentation_tables, get_engine
 
     engine = get_engine(url)
     create_source_contract(engine)
-    ensure_output_tables(engine)
+    ensure_segmentation_tables(engine)
     customers = pd.DataFrame([
         {"customer_id": "a", "created_at": pd.Timestamp("2024-01-01", tz="UTC"), "country": "US",
          "email": "Ann@Example.com", "phone": "650 555 0101", "marketing_consent": True},
@@ -101,7 +100,7 @@ def test_dag_run_syncs_a_file_audience(dag, airflow_db, tmp_path: Path, monkeypa
     files = sorted(p.name for p in (folder / "loyal_file").iterdir())
     assert len(files) == 2 and files[0].endswith("_add.csv") and files[1].endswith("_remove.csv")
     assert not (folder / "other_file").exists(), "disabled audiences are skipped unless named"
-    from include.segmentation.store.warehouse import get_engine
+    from include.segmentation.store import get_engine
 
     engine = get_engine(url)
     with engine.connect() as conn:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from include.segmentation.audiences.identifiers import IDENTIFIER_KINDS
-from include.segmentation.store.warehouse import WarehouseError, validate_identifier
+from include.segmentation.errors import PermanentError
+from include.segmentation.store import WarehouseError, validate_identifier
 
 DESTINATIONS: tuple[str, ...] = ("file", "meta", "google_ads")
 MODES: tuple[str, ...] = ("mirror", "add_only")
@@ -40,7 +41,7 @@ _GOOGLE_LIST = re.compile(r"^customers/(\d{1,20})/userLists/(\d{1,20})$")
 _GOOGLE_CUSTOMER = re.compile(r"^\d{3}-?\d{3}-?\d{4}$")
 
 
-class AudienceConfigError(ValueError):
+class AudienceConfigError(PermanentError, ValueError):
     """An audience definition is wrong; the message names the audience and the field."""
 
 

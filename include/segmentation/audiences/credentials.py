@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.segmentation.errors import PermanentError
+
 META_DEFAULT_BASE_URL = "https://graph.facebook.com"
 META_DEFAULT_API_VERSION = "v25.0"
 GOOGLE_DEFAULT_BASE_URL = "https://googleads.googleapis.com"
@@ -29,7 +31,7 @@ GOOGLE_DEFAULT_API_VERSION = "v26"
 GOOGLE_DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
 
 
-class CredentialsError(ValueError):
+class CredentialsError(PermanentError, ValueError):
     """A destination connection lacks a field; the message names connection and field only."""
 
 

@@ -34,6 +34,7 @@ import requests
 from include.segmentation.audiences.config import MAX_BATCH, Audience
 from include.segmentation.audiences.credentials import GoogleAdsCredentials, MetaCredentials
 from include.segmentation.audiences.identifiers import is_sha256_hex
+from include.segmentation.errors import SegmentationError
 from include.segmentation.settings import audiences_dir
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ META_TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80003, 80004})
 _GOOGLE_JOB = re.compile(r"^customers/\d{1,20}/offlineUserDataJobs/-?\d{1,20}$")
 
 
-class DestinationError(RuntimeError):
+class DestinationError(SegmentationError, RuntimeError):
     """A destination request failed for good; the message holds no token and no identifier."""
 
 

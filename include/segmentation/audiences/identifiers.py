@@ -22,6 +22,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from include.segmentation.errors import SegmentationError
+
 PLATFORMS: tuple[str, ...] = ("meta", "google_ads")
 IDENTIFIER_KINDS: tuple[str, ...] = ("email", "phone")
 GMAIL_DOMAINS: frozenset[str] = frozenset({"gmail.com", "googlemail.com"})
@@ -89,7 +91,7 @@ COUNTRY_ALIASES: dict[str, str] = {
 }
 
 
-class IdentifierError(ValueError):
+class IdentifierError(SegmentationError, ValueError):
     """A programming error in how identifiers are asked for (unknown platform or kind)."""
 
 

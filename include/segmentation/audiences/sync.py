@@ -41,8 +41,8 @@ from include.segmentation.audiences.config import Audience, AudienceConfigError
 from include.segmentation.audiences.credentials import CredentialsError, GoogleAdsCredentials, MetaCredentials
 from include.segmentation.audiences.destinations import OPS, DestinationError, RetryPolicy, build_destination
 from include.segmentation.audiences.identifiers import hash_identifier, is_blank
-from include.segmentation.store.audience_tables import ensure_audience_tables
-from include.segmentation.store.warehouse import bulk_insert, table_exists, ts_param
+from include.segmentation.errors import SegmentationError
+from include.segmentation.store import bulk_insert, ensure_audience_tables, table_exists, ts_param
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ Key = tuple[str, str]  # (id_type, hashed_id)
 MASS_REMOVAL_MIN = 20
 
 
-class AudienceSyncError(RuntimeError):
+class AudienceSyncError(SegmentationError, RuntimeError):
     """The sync cannot go on; the message names the audience, table, column and rule."""
 
 

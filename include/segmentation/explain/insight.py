@@ -36,98 +36,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Column, Date, Engine, Float, Index, Integer, MetaData, PrimaryKeyConstraint, Table, Text
+from sqlalchemy import Engine
 
-from include.segmentation.model.features import MODEL_FEATURES, NUMERIC_FEATURES, transform_for_model
-from include.segmentation.sources.extract import Window
-from include.segmentation.store.warehouse import read_sql, validate_identifier
+from include.segmentation.errors import PermanentError
+from include.segmentation.model import MODEL_FEATURES, NUMERIC_FEATURES, transform_for_model
+from include.segmentation.sources import Window
+from include.segmentation.store import INSIGHT_TABLES, StagingNameError, WarehouseError, qualified_staging, read_sql
 
 log = logging.getLogger("include.segmentation")
 
-SCHEMA = "segmentation"
-insight_metadata = MetaData(schema=SCHEMA)
-
-segment_rules = Table(
-    "segment_rules",
-    insight_metadata,
-    Column("snapshot_date", Date, nullable=False),
-    Column("segment_id", Integer, nullable=False),
-    Column("segment_name", Text, nullable=False),
-    Column("rule_rank", Integer, nullable=False),  # 1 = the segment's rule with the largest support
-    Column("rule", Text, nullable=False),  # SQL predicate on customer_features, e.g. "recency_days <= 21"
-    Column("conditions", Text, nullable=False),  # JSON list of {"feature", "op", "value"}
-    Column("support", Integer, nullable=False),  # customers the rule matches
-    Column("precision", Float, nullable=False),  # share of matched customers that are in the segment
-    Column("coverage", Float, nullable=False),  # share of the segment's customers the rule matches
-    Column("run_id", Text, nullable=False),
-    PrimaryKeyConstraint("snapshot_date", "segment_id", "rule_rank", name="segment_rules_pkey"),
-)
-
-segment_transitions = Table(
-    "segment_transitions",
-    insight_metadata,
-    Column("snapshot_date", Date, nullable=False),
-    Column("previous_snapshot_date", Date, nullable=False),
-    Column("from_segment_id", Integer),  # NULL: not in the previous snapshot's population
-    Column("from_segment_name", Text),
-    Column("to_segment_id", Integer),  # NULL: not in this snapshot's population
-    Column("to_segment_name", Text),
-    Column("customers", Integer, nullable=False),
-    Column("share_of_from", Float),  # customers / previous size of the from-segment
-    Column("run_id", Text, nullable=False),
-)
-Index("ix_segment_transitions_snapshot", segment_transitions.c.snapshot_date)
-
-segment_drift = Table(
-    "segment_drift",
-    insight_metadata,
-    Column("snapshot_date", Date, nullable=False),
-    Column("previous_snapshot_date", Date, nullable=False),
-    Column("segment_id", Integer, nullable=False),
-    Column("segment_name", Text, nullable=False),
-    Column("status", Text, nullable=False),  # stable, drift, new, gone
-    Column("previous_size", Integer),
-    Column("size", Integer, nullable=False),
-    Column("size_change", Float),  # (size - previous_size) / previous_size
-    Column("previous_share", Float),
-    Column("share", Float, nullable=False),
-    Column("centroid_shift", Float),  # Euclidean, in standard deviations of the (transformed) model features
-    Column("top_shift_feature", Text),  # the feature that moved most
-    Column("stayed", Integer, nullable=False),
-    Column("moved_in", Integer, nullable=False),  # from another segment
-    Column("moved_out", Integer, nullable=False),  # to another segment
-    Column("moved_out_share", Float),  # moved_out / previous_size
-    Column("warning", Text),
-    Column("run_id", Text, nullable=False),
-    PrimaryKeyConstraint("snapshot_date", "segment_id", name="segment_drift_pkey"),
-)
-
-segment_top_products = Table(
-    "segment_top_products",
-    insight_metadata,
-    Column("snapshot_date", Date, nullable=False),
-    Column("segment_id", Integer, nullable=False),
-    Column("segment_name", Text, nullable=False),
-    Column("item_type", Text, nullable=False),  # category or product
-    Column("ranking", Text, nullable=False),  # revenue or lift
-    Column("rank", Integer, nullable=False),
-    Column("item_id", Text, nullable=False),  # category name or product_id
-    Column("category", Text),
-    Column("revenue", Float, nullable=False),  # net of discounts, purchases in the window
-    Column("revenue_share", Float),  # of the segment's revenue
-    Column("buyers", Integer, nullable=False),  # segment customers who bought it
-    Column("penetration", Float, nullable=False),  # buyers / segment size
-    Column("lift", Float),  # revenue_share / the item's share of the whole population's revenue
-    Column("run_id", Text, nullable=False),
-    PrimaryKeyConstraint("snapshot_date", "segment_id", "item_type", "ranking", "rank", name="segment_top_products_pkey"),
-)
-
-INSIGHT_TABLES: dict[str, Table] = {
-    "rules": segment_rules,
-    "transitions": segment_transitions,
-    "drift": segment_drift,
-    "top_products": segment_top_products,
-}
 COLUMNS: dict[str, list[str]] = {kind: [c.name for c in t.columns] for kind, t in INSIGHT_TABLES.items()}
 
 RULE_FEATURES: tuple[str, ...] = MODEL_FEATURES
@@ -142,7 +59,7 @@ MAX_DEPTH_ENV = "SEGMENTATION_RULES_MAX_DEPTH"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-class InsightError(ValueError):
+class InsightError(PermanentError, ValueError):
     """Input the insight stage cannot work with (names the table, column and rule)."""
 
 
@@ -411,13 +328,13 @@ def previous_snapshot(conn: Any, snapshot_date: date) -> date | None:
 
 
 def _staged_name(assignments_table: str) -> str:
-    schema, _, table = assignments_table.partition(".")
-    if schema != SCHEMA or not table.startswith("stg_") or not _IDENT.match(table):
+    try:
+        return qualified_staging(assignments_table)
+    except (StagingNameError, WarehouseError) as exc:
         raise InsightError(
             f"assignments table {assignments_table!r}: must be a staging table segmentation.stg_* "
             "(columns of customer_segments_history)"
-        )
-    return f"{SCHEMA}.{validate_identifier(table, 'staging table')}"
+        ) from exc
 
 
 def count_transitions(conn: Any, previous: date, staged: str) -> pd.DataFrame:

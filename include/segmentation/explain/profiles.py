@@ -15,7 +15,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from include.segmentation.model.features import NUMERIC_FEATURES
+from include.segmentation.model import NUMERIC_FEATURES
 
 YEAR_DAYS = 365.0
 

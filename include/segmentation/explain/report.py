@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from include.segmentation.errors import PermanentError
 from include.segmentation.settings import reports_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +41,7 @@ PALETTE = (
 )
 
 
-class ReportError(ValueError):
+class ReportError(PermanentError, ValueError):
     """The report cannot be rendered (no published run for the date, bad output folder)."""
 
 
@@ -80,7 +81,7 @@ def _as_date(value: Any) -> date | None:
 
 
 def _read_if_exists(conn: Any, table: str, snapshot_date: date) -> pd.DataFrame:
-    from include.segmentation.store.warehouse import read_sql, table_exists
+    from include.segmentation.store import read_sql, table_exists
 
     if not table_exists(conn, "segmentation", table):
         return pd.DataFrame()
@@ -89,8 +90,8 @@ def _read_if_exists(conn: Any, table: str, snapshot_date: date) -> pd.DataFrame:
 
 def load_report_data(engine: Engine, snapshot_date: date, sample_size: int = PROJECTION_SAMPLE) -> ReportData:
     """Read one published snapshot for the report (raises ReportError if it is not published)."""
-    from include.segmentation.model.features import MODEL_FEATURES, NUMERIC_FEATURES, transform_for_model
-    from include.segmentation.store.warehouse import read_sql, table_exists
+    from include.segmentation.model import MODEL_FEATURES, NUMERIC_FEATURES, transform_for_model
+    from include.segmentation.store import read_sql, table_exists
 
     with engine.connect() as conn:
         if not table_exists(conn, "segmentation", "segment_runs"):
@@ -174,7 +175,7 @@ def load_report_data(engine: Engine, snapshot_date: date, sample_size: int = PRO
 def _model_weights(n: int) -> np.ndarray:
     """The clustering's feature weights (the projection shows the space k-means saw); ones if absent."""
     try:
-        from include.segmentation.model.features import model_weights
+        from include.segmentation.model import model_weights
     except ImportError:  # pragma: no cover - older feature module
         return np.ones(n)
     w = np.asarray(model_weights(), dtype="float64")
@@ -435,7 +436,7 @@ def _segments_section(data: ReportData, colors: dict[int, str]) -> str:
 
 
 def _heatmap_section(data: ReportData) -> str:
-    from include.segmentation.model.features import FEATURES
+    from include.segmentation.model import FEATURES
 
     p = data.profiles
     feats = [f for f in FEATURES if f.name in data.population]

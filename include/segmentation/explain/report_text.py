@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import Engine
 
-from include.segmentation.store.warehouse import read_sql, table_exists
+from include.segmentation.store import read_sql, table_exists
 
 
 def segments_summary(engine: Engine) -> str:

@@ -28,12 +28,13 @@ from sklearn.cluster import DBSCAN, KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+from include.segmentation.errors import PermanentError
 from include.segmentation.model.scoring import score_labels
 
 DBSCAN_MAX_ROWS = 200_000
 
 
-class ClusteringError(ValueError):
+class ClusteringError(PermanentError, ValueError):
     """The population cannot be clustered as asked (too small, no variance); nothing is published."""
 
 

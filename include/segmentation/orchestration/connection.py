@@ -10,7 +10,7 @@ import logging
 
 from sqlalchemy import Engine
 
-from include.segmentation.store.warehouse import connection_to_url, describe, get_engine, resolve_url
+from include.segmentation.store import connection_to_url, describe, get_engine, resolve_url
 
 log = logging.getLogger("include.segmentation")
 

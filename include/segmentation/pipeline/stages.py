@@ -18,16 +18,26 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from include.segmentation.model.features import (
+from include.segmentation.errors import PermanentError
+from include.segmentation.model import (
     MODEL_FEATURES,
     NUMERIC_FEATURES,
     build_features,
     model_weights,
     transform_for_model,
 )
-from include.segmentation.sources.extract import STAGING_SCHEMA, Window, drop_table, extract_aggregates, staging_table
-from include.segmentation.store.run_log import mark_run, upsert_run
-from include.segmentation.store.warehouse import bulk_insert, read_sql, read_table, ts_param, validate_identifier
+from include.segmentation.sources import Window, extract_aggregates
+from include.segmentation.store import (
+    STAGING_SCHEMA,
+    drop_staging,
+    mark_run,
+    read_sql,
+    read_staging,
+    staging_table,
+    ts_param,
+    upsert_run,
+    write_staging,
+)
 
 log = logging.getLogger("include.segmentation")
 
@@ -44,11 +54,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-class EmptyWindowError(ValueError):
+class EmptyWindowError(PermanentError, ValueError):
     """No customer activity in the run's window: there is nothing to segment."""
 
 
-class ModelRejectedError(RuntimeError):
+class ModelRejectedError(PermanentError, RuntimeError):
     """The quality gate refused the model; the run is recorded as rejected."""
 
 
@@ -106,7 +116,7 @@ def _snapshot(run: dict[str, Any]) -> date:
 
 def start_run(engine: Any, snapshot_date: date, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Register the run as 'running' and return the run context that every stage receives."""
-    from include.segmentation.store.publish import ensure_published_tables
+    from include.segmentation.store import ensure_published_tables
 
     snapshot_date = date(snapshot_date.year, snapshot_date.month, snapshot_date.day)  # e.g. pendulum.Date -> date
     resolved = resolve_params(params)
@@ -160,7 +170,7 @@ def validate_stage(engine: Any, run: dict[str, Any]) -> dict[str, Any]:
     """Great Expectations suites on the raw window; an error-severity failure stops the run."""
 
     def go() -> dict[str, Any]:
-        from include.segmentation.quality.data_quality import validate_raw_window
+        from include.segmentation.quality import validate_raw_window
 
         results = validate_raw_window(
             engine, _snapshot(run), run["params"]["window_days"], run["run_id"], run["params"].get("quality")
@@ -171,40 +181,20 @@ def validate_stage(engine: Any, run: dict[str, Any]) -> dict[str, Any]:
     return _guard(engine, run, "validate", go)
 
 
-def _read_staging(engine: Any, qualified: str, columns: list[str] | None = None) -> pd.DataFrame:
-    schema, _, table = qualified.partition(".")
-    if schema != STAGING_SCHEMA or not table.startswith("stg_"):
-        raise ValueError(f"not a staging table: {qualified!r}")
-    with engine.connect() as conn:
-        return read_table(conn, schema, validate_identifier(table), columns)
-
-
-def _write_staging(engine: Any, kind: str, snapshot_date: date, like: Any, df: pd.DataFrame) -> str:
-    from include.segmentation.store.publish import staging_like
-
-    name = staging_table(kind, snapshot_date)
-    table = staging_like(like, name)
-    with engine.begin() as conn:
-        drop_table(conn, STAGING_SCHEMA, name)
-        table.create(conn)
-        bulk_insert(conn, STAGING_SCHEMA, name, df, [c.name for c in like.columns])
-    return f"{STAGING_SCHEMA}.{name}"
-
-
 def features_stage(engine: Any, run: dict[str, Any], extract: dict[str, Any]) -> dict[str, Any]:
     """Build the feature table from the aggregates and stage it."""
 
     def go() -> dict[str, Any]:
-        from include.segmentation.store.publish import customer_features
+        from include.segmentation.store import customer_features
 
         s = _snapshot(run)
-        aggregates = _read_staging(engine, extract["aggregates_table"])
+        aggregates = read_staging(engine, extract["aggregates_table"])
         features = build_features(aggregates, s, run["params"]["window_days"])
         _validate_features(engine, features, s, run["run_id"])
         frame = features.reset_index()
         frame.insert(0, "snapshot_date", s.isoformat())
         frame["run_id"] = run["run_id"]
-        table = _write_staging(engine, "features", s, customer_features, frame)
+        table = write_staging(engine, "features", s, customer_features, frame)
         return {"features_table": table, "population": len(features)}
 
     return _guard(engine, run, "features", go)
@@ -212,7 +202,7 @@ def features_stage(engine: Any, run: dict[str, Any], extract: dict[str, Any]) ->
 
 def _validate_features(engine: Any, features: pd.DataFrame, s: date, run_id: str) -> None:
     try:
-        from include.segmentation.quality.data_quality import validate_features
+        from include.segmentation.quality import validate_features
     except ImportError:  # pragma: no cover - the data-quality stage is optional at import time
         return
     validate_features(engine, features[list(NUMERIC_FEATURES)].drop(columns=["age"]), s, run_id)
@@ -265,14 +255,13 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
     """Choose k, fit, give segments their stable ids and names, stage assignments and profiles."""
 
     def go() -> dict[str, Any]:
-        from include.segmentation.explain.profiles import build_profiles
-        from include.segmentation.model.clustering import ClusterConfig, fit_segments
-        from include.segmentation.model.identity import match_ids, name_segments
-        from include.segmentation.store.schema import customer_segments_history, segment_profiles
+        from include.segmentation.explain import build_profiles
+        from include.segmentation.model import ClusterConfig, fit_segments, match_ids, name_segments
+        from include.segmentation.store import customer_segments_history, segment_profiles
 
         p = run["params"]
         s = _snapshot(run)
-        frame = _read_staging(engine, features_out["features_table"]).sort_values("customer_id")
+        frame = read_staging(engine, features_out["features_table"]).sort_values("customer_id")
         features = frame.set_index("customer_id")
         for col in NUMERIC_FEATURES:
             features[col] = pd.to_numeric(features[col], errors="coerce").astype("float64")
@@ -307,23 +296,23 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
         profiles = build_profiles(features, segment_of, names, centroids, s, run["run_id"])
         shares = {int(k): float(v) for k, v in pd.Series(segment_of).value_counts(normalize=True).sort_index().items()}
         staged = {
-            "assignments": _write_staging(engine, "assignments", s, customer_segments_history, assignments),
+            "assignments": write_staging(engine, "assignments", s, customer_segments_history, assignments),
             "features": features_out["features_table"],
         }
         insight_fields: dict[str, Any] = {}
         insight_tables = _insight_tables()
         if insight_tables:
-            from include.segmentation.explain.insight import build_insights
+            from include.segmentation.explain import build_insights
 
             insights = build_insights(
                 engine, s, run["run_id"], p["window_days"], features, segment_of, names, profiles, staged["assignments"]
             )
             profiles = insights.profiles
             for kind, frame_ in insights.tables.items():
-                staged[kind] = _write_staging(engine, kind, s, insight_tables[kind], frame_)
+                staged[kind] = write_staging(engine, kind, s, insight_tables[kind], frame_)
             insight_fields = dict(insights.run_fields)
             result.notes.extend(insights.warnings)
-        staged["profiles"] = _write_staging(engine, "profiles", s, segment_profiles, profiles)
+        staged["profiles"] = write_staging(engine, "profiles", s, segment_profiles, profiles)
         scores = {**result.scores, "k": result.k, "algorithm": result.algorithm, "outliers": int(result.is_outlier.sum())}
         mark_run(
             engine,
@@ -358,7 +347,7 @@ def cluster_stage(engine: Any, run: dict[str, Any], features_out: dict[str, Any]
 def _insight_tables() -> dict[str, Any]:
     """Published tables of the insight stage (rules, transitions, top products), if it is installed."""
     try:
-        from include.segmentation.explain.insight import INSIGHT_TABLES
+        from include.segmentation.explain import INSIGHT_TABLES
     except ImportError:
         return {}
     return dict(INSIGHT_TABLES)
@@ -366,7 +355,7 @@ def _insight_tables() -> dict[str, Any]:
 
 def gate_stage(engine: Any, run: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
     """The quality gate: refuse to publish a weak model (recorded as 'rejected')."""
-    from include.segmentation.model.scoring import quality_gate
+    from include.segmentation.model import quality_gate
 
     p = run["params"]
     shares = {int(k): v for k, v in cluster["shares"].items()}
@@ -378,11 +367,11 @@ def gate_stage(engine: Any, run: dict[str, Any], cluster: dict[str, Any]) -> dic
 
     def output_checks() -> None:
         try:
-            from include.segmentation.quality.data_quality import validate_output
+            from include.segmentation.quality import validate_output
         except ImportError:  # pragma: no cover
             return
-        staged = _read_staging(engine, cluster["staged"]["assignments"], ["customer_id", "segment_id"])
-        population = _read_staging(engine, cluster["staged"]["features"], ["customer_id"])["customer_id"]
+        staged = read_staging(engine, cluster["staged"]["assignments"], ["customer_id", "segment_id"])
+        population = read_staging(engine, cluster["staged"]["features"], ["customer_id"])["customer_id"]
         validate_output(
             engine,
             staged.set_index("customer_id")[["segment_id"]],
@@ -400,7 +389,7 @@ def gate_stage(engine: Any, run: dict[str, Any], cluster: dict[str, Any]) -> dic
 
 def publish_stage(engine: Any, run: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
     """Publish the staged snapshot atomically, then drop its staging tables."""
-    from include.segmentation.store.publish import drop_staging, publish_snapshot
+    from include.segmentation.store import publish_snapshot
 
     def go() -> dict[str, Any]:
         s = _snapshot(run)

@@ -45,6 +45,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Engine, bindparam, text
 
+from include.segmentation.errors import PermanentError
 from include.segmentation.quality.checks import (
     CONTRACT_TYPES,
     TIMESTAMP_COLUMNS,
@@ -53,14 +54,15 @@ from include.segmentation.quality.checks import (
     resolve_checks,
 )
 from include.segmentation.settings import data_docs_root
-from include.segmentation.sources.contract import EVENT_TYPES
-from include.segmentation.store.warehouse import (
+from include.segmentation.sources import EVENT_TYPES
+from include.segmentation.store import (
+    SCHEMA,
     SCHEMAS,
     WarehouseError,
     bulk_insert,
-    ddl_lock,
-    ensure_schemas,
+    ensure_segmentation_tables,
     is_sqlite,
+    quality_results,
     sqlite_schema_path,
     table_exists,
     ts_param,
@@ -70,7 +72,6 @@ log = logging.getLogger(__name__)
 # GX logs a lot at INFO; the project only wants its warnings.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
-RESULTS_TABLE = "quality_results"
 MAX_EXAMPLES = 5
 _SITE = "segmentation_quality"
 _RAW_TABLES = ("customers", "transactions", "browsing_events")
@@ -118,7 +119,7 @@ class CheckResult:
         return line
 
 
-class DataQualityError(RuntimeError):
+class DataQualityError(PermanentError, RuntimeError):
     """An error-severity check failed: ``str(exc)`` lists each failed check; ``results`` holds all results."""
 
     def __init__(self, message: str, results: list[CheckResult], data_docs: Path | None = None) -> None:
@@ -207,41 +208,6 @@ def mask_example(row: Mapping[str, Any]) -> dict[str, Any]:
 # The results table
 # ---------------------------------------------------------------------------------------------
 
-_quality_metadata = sa.MetaData(schema="segmentation")
-quality_results = sa.Table(
-    RESULTS_TABLE,
-    _quality_metadata,
-    sa.Column("validation_id", sa.Text, nullable=False),  # one id per validate_* call
-    sa.Column("run_id", sa.Text, nullable=False),
-    sa.Column("snapshot_date", sa.Date, nullable=False),
-    sa.Column("suite", sa.Text, nullable=False),
-    sa.Column("check_name", sa.Text, nullable=False),
-    sa.Column("table_name", sa.Text, nullable=False),
-    sa.Column("column_name", sa.Text),
-    sa.Column("rule", sa.Text, nullable=False),
-    sa.Column("severity", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),  # passed | failed | skipped
-    sa.Column("success", sa.Boolean),  # NULL when skipped
-    sa.Column("observed", sa.Text),
-    sa.Column("observed_value", sa.Float),
-    sa.Column("examples", sa.Text),  # JSON list of masked rows
-    sa.Column("data_docs", sa.Text),  # path of the run's Data Docs index.html
-    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint("validation_id", "check_name", name="quality_results_pkey"),
-)
-sa.Index("ix_quality_results_run", quality_results.c.run_id, quality_results.c.suite)
-sa.Index("ix_quality_results_snapshot", quality_results.c.snapshot_date)
-sa.Index("ix_quality_results_check", quality_results.c.check_name, quality_results.c.checked_at)
-
-
-def ensure_quality_tables(engine: Engine) -> None:
-    """Create ``segmentation.quality_results`` (and its indexes) if missing; idempotent."""
-    ensure_schemas(engine)
-    with engine.begin() as conn:
-        ddl_lock(conn)
-        _quality_metadata.create_all(conn, checkfirst=True)
-
-
 def _store(engine: Engine, validation_id: str, run_id: str, snapshot_date: date, results: list[CheckResult],
            docs: Path | None) -> None:
     """Write every result of one validation in ONE transaction (all or nothing)."""
@@ -267,7 +233,7 @@ def _store(engine: Engine, validation_id: str, run_id: str, snapshot_date: date,
         }
     )
     with engine.begin() as conn:
-        bulk_insert(conn, "segmentation", RESULTS_TABLE, frame)
+        bulk_insert(conn, SCHEMA, quality_results.name, frame)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,7 +500,7 @@ def _ever_populated(engine: Engine, checks: Iterable[str]) -> set[str]:
     if not names:
         return set()
     sql = text(
-        f"SELECT DISTINCT check_name FROM segmentation.{RESULTS_TABLE} "
+        f"SELECT DISTINCT check_name FROM {SCHEMA}.{quality_results.name} "
         "WHERE check_name IN :names AND observed_value < 1 AND status <> 'skipped'"
     ).bindparams(bindparam("names", expanding=True))
     with engine.connect() as conn:
@@ -973,7 +939,7 @@ def validate_raw_window(engine: Engine, snapshot_date: date, window_days: int, r
     if int(window_days) < 1:
         raise ValueError(f"window_days must be at least 1, got {window_days!r}")
     specs = resolve_checks(overrides)
-    ensure_quality_tables(engine)
+    ensure_segmentation_tables(engine)
     w = _Window(snapshot_date, int(window_days), datetime.now(timezone.utc).replace(microsecond=0))
     facts = _facts(engine)
     populated_ok = _ever_populated(engine, [n for n in specs if n.endswith("_populated")])
@@ -1094,7 +1060,7 @@ def validate_features(engine: Engine, features: pd.DataFrame, snapshot_date: dat
     """
     started = time.perf_counter()
     specs = resolve_checks(None)
-    ensure_quality_tables(engine)
+    ensure_segmentation_tables(engine)
     docs_dir = data_docs_dir(snapshot_date, run_id, "features")
     frame = features.copy()
     frame.index = frame.index.rename("customer_id")
@@ -1159,7 +1125,7 @@ def validate_output(engine: Engine, assignments: pd.DataFrame, population_ids: p
     """
     started = time.perf_counter()
     specs = resolve_checks(None)
-    ensure_quality_tables(engine)
+    ensure_segmentation_tables(engine)
     docs_dir = data_docs_dir(snapshot_date, run_id, "output")
     assigned = pd.DataFrame({"customer_id": assignments.index.astype(str), "segment_id": assignments["segment_id"].to_numpy()})
     pop = pd.Index(population_ids).astype(str)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.types import Float
 
-from include.segmentation.store.warehouse import ensure_schemas, is_sqlite
+from include.segmentation.store import ensure_schemas, is_sqlite
 
 EVENT_TYPES: tuple[str, ...] = (
     "page_view",

@@ -30,9 +30,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from include.segmentation.store.warehouse import is_sqlite, pg_column_types, ts_param, validate_identifier
+from include.segmentation.store import (
+    STAGING_SCHEMA,
+    drop_table,
+    is_sqlite,
+    pg_column_types,
+    staging_table,
+    ts_param,
+    validate_identifier,
+)
 
-STAGING_SCHEMA = "segmentation"
 log = logging.getLogger("include.segmentation")
 
 _TX_AGG = """
@@ -102,16 +109,6 @@ class Window:
     def params(self, bind: Engine | Connection) -> dict[str, Any]:
         """Bound parameters for the window's timestamps, in the dialect's comparable form."""
         return {"start": ts_param(bind, self.start), "cutoff": ts_param(bind, self.snapshot_date)}
-
-
-def staging_table(kind: str, snapshot_date: date) -> str:
-    """Name of a staging table for one snapshot (unique per date, so backfills do not collide)."""
-    return validate_identifier(f"stg_{kind}_{snapshot_date:%Y%m%d}", "staging table")
-
-
-def drop_table(conn: Connection, schema: str, table: str) -> None:
-    """Drop ``schema.table`` if it exists."""
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {validate_identifier(schema)}.{validate_identifier(table)}")
 
 
 # PostgreSQL: the three aggregates, each written by its own connection (NULL customer included

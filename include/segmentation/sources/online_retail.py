@@ -43,7 +43,7 @@ from include.segmentation.settings import online_retail_path
 from include.segmentation.sources.contract import RAW_TABLES, create_source_contract
 from include.segmentation.sources.contract import customers as contract_customers
 from include.segmentation.sources.contract import transactions as contract_transactions
-from include.segmentation.store.warehouse import (
+from include.segmentation.store import (
     WarehouseError,
     bulk_insert,
     describe,

@@ -64,7 +64,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from include.segmentation.sources import contract
-from include.segmentation.store.warehouse import WarehouseError, bulk_insert, describe, is_sqlite
+from include.segmentation.store import WarehouseError, bulk_insert, describe, is_sqlite
 
 PLANTED_TYPES: tuple[str, ...] = (
     "loyal_high_spender",

@@ -14,49 +14,23 @@ import logging
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Column, Connection, Date, Engine, Float, MetaData, PrimaryKeyConstraint, Table, Text, text
+from sqlalchemy import Connection, Engine, Table, text
 
-from include.segmentation.model.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from include.segmentation.store.run_log import upsert_run
 from include.segmentation.store.schema import (
+    PUBLISHED_TABLES,
     SCHEMA,
+    SNAPSHOT_TABLES,
     customer_segments,
-    customer_segments_history,
-    ensure_output_tables,
-    segment_profiles,
+    ensure_segmentation_tables,
 )
-from include.segmentation.store.warehouse import ddl_lock, is_sqlite, validate_identifier
+from include.segmentation.store.staging import StagingNameError, qualified_staging
+from include.segmentation.store.warehouse import is_sqlite, validate_identifier
 
 log = logging.getLogger(__name__)
 
 PUBLISH_LOCK_KEY = 718_204_331  # pg_advisory_xact_lock key shared by every publisher
 READER_ROLE = "segment_reader"
-
-_features_metadata = MetaData(schema=SCHEMA)
-customer_features = Table(
-    "customer_features",
-    _features_metadata,
-    Column("snapshot_date", Date, nullable=False),
-    Column("customer_id", Text, nullable=False),
-    *[Column(name, Float) for name in NUMERIC_FEATURES],
-    *[Column(name, Text) for name in CATEGORICAL_FEATURES],
-    Column("run_id", Text, nullable=False),
-    PrimaryKeyConstraint("snapshot_date", "customer_id", name="customer_features_pkey"),
-)
-
-PUBLISHED_TABLES: tuple[str, ...] = (
-    "segment_runs",
-    "customer_segments_history",
-    "customer_segments",
-    "segment_profiles",
-    "customer_features",
-    "segment_rules",
-    "segment_transitions",
-    "segment_top_products",
-    "segment_drift",
-    "quality_results",
-    "audience_sync_runs",
-)
-
 
 def ensure_published_tables(engine: Engine) -> None:
     """Create every published table (idempotent) and, on PostgreSQL, the reader grants.
@@ -64,19 +38,8 @@ def ensure_published_tables(engine: Engine) -> None:
     One transaction under the DDL advisory lock, so overlapping backfill runs on a fresh warehouse
     do not race each other's CREATE TABLE.
     """
-    from include.segmentation.quality.data_quality import ensure_quality_tables
-
-    ensure_output_tables(engine)
-    ensure_quality_tables(engine)
-    try:
-        from include.segmentation.explain.insight import INSIGHT_TABLES
-    except ImportError:
-        INSIGHT_TABLES = {}  # noqa: N806
+    ensure_segmentation_tables(engine)
     with engine.begin() as conn:
-        ddl_lock(conn)
-        _features_metadata.create_all(conn, checkfirst=True)
-        for table in INSIGHT_TABLES.values():
-            table.create(conn, checkfirst=True)
         if not is_sqlite(conn):
             grant_reader(conn)
 
@@ -102,16 +65,6 @@ def grant_reader(conn: Connection) -> None:
                 conn.exec_driver_sql(f"GRANT SELECT ON {SCHEMA}.{validate_identifier(table)} TO {READER_ROLE}")
 
 
-def staging_like(table: Table, staging_name: str) -> Table:
-    """A constraint-free copy of ``table``'s columns named ``staging_name`` in the same schema."""
-    md = MetaData(schema=SCHEMA)
-    return Table(
-        validate_identifier(staging_name),
-        md,
-        *[Column(c.name, c.type, nullable=True) for c in table.columns],
-    )
-
-
 def _columns(table: Table) -> str:
     return ", ".join(c.name for c in table.columns)
 
@@ -128,24 +81,12 @@ def publish_snapshot(
     ``staged`` maps those three kinds to ``segmentation.stg_*`` table names; ``run_row`` is the
     ``segment_runs`` row to store with status ``published``. Returns what was written.
     """
-    from include.segmentation.store.run_log import upsert_run
-
-    targets: dict[str, Table] = {
-        "assignments": customer_segments_history,
-        "profiles": segment_profiles,
-        "features": customer_features,
-    }
-    try:
-        from include.segmentation.explain.insight import INSIGHT_TABLES
-
-        targets.update(INSIGHT_TABLES)
-    except ImportError:
-        pass
+    targets: dict[str, Table] = SNAPSHOT_TABLES
     for kind, name in staged.items():
-        schema, _, table = name.partition(".")
-        if schema != SCHEMA or not table.startswith("stg_"):
-            raise ValueError(f"refusing to publish from {name!r}: not a segmentation staging table")
-        validate_identifier(table)
+        try:
+            qualified_staging(name)
+        except StagingNameError as exc:
+            raise ValueError(f"refusing to publish from {name!r}: not a segmentation staging table") from exc
         if kind not in targets:
             raise ValueError(f"unknown staged kind {kind!r}")
     s = {"s": snapshot_date}
@@ -189,11 +130,3 @@ def publish_snapshot(
         )
         upsert_run(conn, {**run_row, "run_id": run_id, "snapshot_date": snapshot_date, "status": "published"})
     return {"snapshot_date": snapshot_date.isoformat(), "current": is_current, "rows": written}
-
-
-def drop_staging(conn: Connection, names: list[str]) -> None:
-    """Drop staging tables by qualified name (only ``segmentation.stg_*``)."""
-    for name in names:
-        schema, _, table = name.partition(".")
-        if schema == SCHEMA and table.startswith("stg_"):
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SCHEMA}.{validate_identifier(table)}")

@@ -1,15 +1,15 @@
-"""Published tables in schema ``segmentation``: what SQL consumers and ad-platform syncs read.
+"""Every table of schema ``segmentation``: the one place where their columns are declared.
 
-- ``segment_runs``: one row per run attempt (published, superseded, rejected, failed_validation, failed),
-  with scores; exactly one published row per published snapshot date.
-- ``customer_segments_history``: every published snapshot, key (snapshot_date, customer_id).
-- ``customer_segments``: the latest published snapshot only; a backfill of an older date never
-  replaces it.
-- ``segment_profiles``: per snapshot and segment, size, share, centroid and feature summaries.
-- ``customer_features``: the model's input features of each published snapshot.
+Published (read by SQL consumers, granted to ``segment_reader``):
 
-Other stages (quality results, rules, drift, audience sync state) own their tables in their own
-modules and create them with ``ensure_*_tables``.
+- ``segment_runs``: one row per run attempt, with scores; one published row per published date.
+- ``customer_segments_history`` / ``customer_segments``: every snapshot / the newest one only.
+- ``segment_profiles``, ``customer_features``: per snapshot, segment summaries and model inputs.
+- ``segment_rules``, ``segment_transitions``, ``segment_drift``, ``segment_top_products``: insight.
+- ``quality_results``: every data-quality check of every run.
+- ``audience_sync_runs`` (with ``audience_members`` and ``audience_sync_queue``, the sync's state).
+
+No table holds a clear-text e-mail or phone number.
 """
 
 from __future__ import annotations
@@ -29,17 +29,23 @@ from sqlalchemy import (
     Text,
 )
 
+from include.segmentation.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from include.segmentation.store.warehouse import ddl_lock, ensure_schemas
 
 SCHEMA = "segmentation"
-output_metadata = MetaData(schema=SCHEMA)
+#: The tables a segmentation run writes (created before the first run).
+metadata = MetaData(schema=SCHEMA)
+#: The audience sync's tables (created by the sync).
+audience_metadata = MetaData(schema=SCHEMA)
+
+# --- runs and snapshots ------------------------------------------------------------------------
 
 # "superseded": a published run whose snapshot date was published again by a later run.
 RUN_STATUSES: tuple[str, ...] = ("running", "published", "superseded", "rejected", "failed_validation", "failed")
 
 segment_runs = Table(
     "segment_runs",
-    output_metadata,
+    metadata,
     Column("run_id", Text, primary_key=True),
     Column("snapshot_date", Date, nullable=False),
     Column("status", Text, nullable=False),
@@ -66,7 +72,7 @@ Index("ix_segment_runs_snapshot", segment_runs.c.snapshot_date, segment_runs.c.s
 
 customer_segments_history = Table(
     "customer_segments_history",
-    output_metadata,
+    metadata,
     Column("snapshot_date", Date, nullable=False),
     Column("customer_id", Text, nullable=False),
     Column("segment_id", Integer, nullable=False),
@@ -81,7 +87,7 @@ Index("ix_customer_segments_history_segment", customer_segments_history.c.snapsh
 
 customer_segments = Table(
     "customer_segments",
-    output_metadata,
+    metadata,
     Column("customer_id", Text, primary_key=True),
     Column("snapshot_date", Date, nullable=False),
     Column("segment_id", Integer, nullable=False),
@@ -95,7 +101,7 @@ Index("ix_customer_segments_segment", customer_segments.c.segment_id)
 
 segment_profiles = Table(
     "segment_profiles",
-    output_metadata,
+    metadata,
     Column("snapshot_date", Date, nullable=False),
     Column("segment_id", Integer, nullable=False),
     Column("segment_name", Text, nullable=False),
@@ -111,12 +117,236 @@ segment_profiles = Table(
 )
 
 
-def ensure_output_tables(engine: Engine) -> None:
-    """Create the ``segmentation`` schema's core tables if missing (idempotent).
 
-    ``customer_features`` is created by the publish stage from the feature list.
-    """
+customer_features = Table(
+    "customer_features",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    *[Column(name, Float) for name in NUMERIC_FEATURES],
+    *[Column(name, Text) for name in CATEGORICAL_FEATURES],
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("snapshot_date", "customer_id", name="customer_features_pkey"),
+)
+
+
+# --- insight -------------------------------------------------------------------------------
+
+segment_rules = Table(
+    "segment_rules",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("segment_id", Integer, nullable=False),
+    Column("segment_name", Text, nullable=False),
+    Column("rule_rank", Integer, nullable=False),  # 1 = the segment's rule with the largest support
+    Column("rule", Text, nullable=False),  # SQL predicate on customer_features, e.g. "recency_days <= 21"
+    Column("conditions", Text, nullable=False),  # JSON list of {"feature", "op", "value"}
+    Column("support", Integer, nullable=False),  # customers the rule matches
+    Column("precision", Float, nullable=False),  # share of matched customers that are in the segment
+    Column("coverage", Float, nullable=False),  # share of the segment's customers the rule matches
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("snapshot_date", "segment_id", "rule_rank", name="segment_rules_pkey"),
+)
+
+segment_transitions = Table(
+    "segment_transitions",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("previous_snapshot_date", Date, nullable=False),
+    Column("from_segment_id", Integer),  # NULL: not in the previous snapshot's population
+    Column("from_segment_name", Text),
+    Column("to_segment_id", Integer),  # NULL: not in this snapshot's population
+    Column("to_segment_name", Text),
+    Column("customers", Integer, nullable=False),
+    Column("share_of_from", Float),  # customers / previous size of the from-segment
+    Column("run_id", Text, nullable=False),
+)
+Index("ix_segment_transitions_snapshot", segment_transitions.c.snapshot_date)
+
+segment_drift = Table(
+    "segment_drift",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("previous_snapshot_date", Date, nullable=False),
+    Column("segment_id", Integer, nullable=False),
+    Column("segment_name", Text, nullable=False),
+    Column("status", Text, nullable=False),  # stable, drift, new, gone
+    Column("previous_size", Integer),
+    Column("size", Integer, nullable=False),
+    Column("size_change", Float),  # (size - previous_size) / previous_size
+    Column("previous_share", Float),
+    Column("share", Float, nullable=False),
+    Column("centroid_shift", Float),  # Euclidean, in standard deviations of the (transformed) model features
+    Column("top_shift_feature", Text),  # the feature that moved most
+    Column("stayed", Integer, nullable=False),
+    Column("moved_in", Integer, nullable=False),  # from another segment
+    Column("moved_out", Integer, nullable=False),  # to another segment
+    Column("moved_out_share", Float),  # moved_out / previous_size
+    Column("warning", Text),
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("snapshot_date", "segment_id", name="segment_drift_pkey"),
+)
+
+segment_top_products = Table(
+    "segment_top_products",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("segment_id", Integer, nullable=False),
+    Column("segment_name", Text, nullable=False),
+    Column("item_type", Text, nullable=False),  # category or product
+    Column("ranking", Text, nullable=False),  # revenue or lift
+    Column("rank", Integer, nullable=False),
+    Column("item_id", Text, nullable=False),  # category name or product_id
+    Column("category", Text),
+    Column("revenue", Float, nullable=False),  # net of discounts, purchases in the window
+    Column("revenue_share", Float),  # of the segment's revenue
+    Column("buyers", Integer, nullable=False),  # segment customers who bought it
+    Column("penetration", Float, nullable=False),  # buyers / segment size
+    Column("lift", Float),  # revenue_share / the item's share of the whole population's revenue
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("snapshot_date", "segment_id", "item_type", "ranking", "rank", name="segment_top_products_pkey"),
+)
+
+#: Insight tables by the staged kind that fills them.
+INSIGHT_TABLES: dict[str, Table] = {
+    "rules": segment_rules,
+    "transitions": segment_transitions,
+    "drift": segment_drift,
+    "top_products": segment_top_products,
+}
+
+# --- data quality --------------------------------------------------------------------------
+
+quality_results = Table(
+    "quality_results",
+    metadata,
+    Column("validation_id", Text, nullable=False),  # one id per validate_* call
+    Column("run_id", Text, nullable=False),
+    Column("snapshot_date", Date, nullable=False),
+    Column("suite", Text, nullable=False),
+    Column("check_name", Text, nullable=False),
+    Column("table_name", Text, nullable=False),
+    Column("column_name", Text),
+    Column("rule", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("status", Text, nullable=False),  # passed | failed | skipped
+    Column("success", Boolean),  # NULL when skipped
+    Column("observed", Text),
+    Column("observed_value", Float),
+    Column("examples", Text),  # JSON list of masked rows
+    Column("data_docs", Text),  # path of the run's Data Docs index.html
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("validation_id", "check_name", name="quality_results_pkey"),
+)
+Index("ix_quality_results_run", quality_results.c.run_id, quality_results.c.suite)
+Index("ix_quality_results_snapshot", quality_results.c.snapshot_date)
+Index("ix_quality_results_check", quality_results.c.check_name, quality_results.c.checked_at)
+
+
+
+# --- audience sync -------------------------------------------------------------------------
+
+SYNC_STATUSES: tuple[str, ...] = ("running", "success", "partial", "failed", "interrupted", "dry_run")
+QUEUE_STATUSES: tuple[str, ...] = ("pending", "staged", "sent", "failed")
+
+audience_members = Table(
+    "audience_members",
+    audience_metadata,
+    Column("audience", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("id_type", Text, nullable=False),
+    Column("hashed_id", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("audience", "target", "id_type", "hashed_id", name="audience_members_pkey"),
+)
+
+audience_sync_queue = Table(
+    "audience_sync_queue",
+    audience_metadata,
+    Column("audience", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("id_type", Text, nullable=False),
+    Column("hashed_id", Text, nullable=False),
+    Column("op", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("batch_no", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("audience", "target", "id_type", "hashed_id", name="audience_sync_queue_pkey"),
+)
+Index("ix_audience_sync_queue_run_batch", audience_sync_queue.c.run_id, audience_sync_queue.c.batch_no)
+
+audience_sync_runs = Table(
+    "audience_sync_runs",
+    audience_metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("audience", Text, nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("run_number", Integer, nullable=False),  # 1, 2, ... per audience: orders runs within a second
+    Column("snapshot_date", Date),
+    Column("mode", Text, nullable=False),
+    Column("full_resend", Boolean, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("in_segments", Integer),
+    Column("no_consent", Integer),
+    Column("eligible", Integer),
+    Column("identifiers", Integer),
+    Column("invalid", Integer),
+    Column("to_add", Integer),
+    Column("to_remove", Integer),
+    Column("added", Integer),
+    Column("removed", Integer),
+    Column("failed", Integer),
+    Column("retried", Integer),
+    Column("status", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("match_figures", Text),  # JSON: what the platform reported (received, invalid, match rate range)
+    Column("message", Text),
+    Column("trigger", Text),  # e.g. the Airflow run id
+)
+Index("ix_audience_sync_runs_audience", audience_sync_runs.c.audience, audience_sync_runs.c.run_number)
+
+
+
+#: Staged kinds of a run and the published table each one fills.
+SNAPSHOT_TABLES: dict[str, Table] = {
+    "assignments": customer_segments_history,
+    "profiles": segment_profiles,
+    "features": customer_features,
+    **INSIGHT_TABLES,
+}
+
+PUBLISHED_TABLES: tuple[str, ...] = (
+    "segment_runs",
+    "customer_segments_history",
+    "customer_segments",
+    "segment_profiles",
+    "customer_features",
+    "segment_rules",
+    "segment_transitions",
+    "segment_top_products",
+    "segment_drift",
+    "quality_results",
+    "audience_sync_runs",
+)
+
+
+
+
+def ensure_segmentation_tables(engine: Engine) -> None:
+    """Create the run's tables if missing (idempotent, under the DDL advisory lock)."""
     ensure_schemas(engine)
     with engine.begin() as conn:
         ddl_lock(conn)
-        output_metadata.create_all(conn, checkfirst=True)
+        metadata.create_all(conn, checkfirst=True)
+
+
+def ensure_audience_tables(engine: Engine) -> None:
+    """Create the audience sync tables if missing (idempotent)."""
+    ensure_schemas(engine)
+    with engine.begin() as conn:
+        audience_metadata.create_all(conn, checkfirst=True)

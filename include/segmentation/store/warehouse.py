@@ -27,13 +27,14 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
+from include.segmentation.errors import SegmentationError
 from include.segmentation.settings import DEFAULT_SQLITE_PATH
 
 SCHEMAS: tuple[str, ...] = ("raw", "segmentation", "evaluation")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(SegmentationError, RuntimeError):
     """A warehouse problem the user can act on (bad URL, missing table, bad identifier)."""
 
 

@@ -16,18 +16,18 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from include.segmentation.audiences.config import Audience
-from include.segmentation.audiences.credentials import google_ads_credentials, meta_credentials
-from include.segmentation.audiences.destinations import RetryPolicy
-from include.segmentation.audiences.identifiers import hash_identifier
-from include.segmentation.audiences.sync import (
+from include.segmentation.audiences import (
+    Audience,
     AudienceSyncError,
     NothingPublished,
+    RetryPolicy,
+    google_ads_credentials,
+    hash_identifier,
+    meta_credentials,
     sync_audience,
     sync_history,
 )
-from include.segmentation.store.schema import ensure_output_tables
-from include.segmentation.store.warehouse import bulk_insert
+from include.segmentation.store import bulk_insert, ensure_segmentation_tables
 from tests.fakes.google_ads import FakeGoogleAdsServer
 from tests.fakes.meta_ads import FakeMetaServer
 
@@ -70,7 +70,7 @@ def load_customers(engine, customers: dict[str, tuple]) -> None:
 
 
 def publish(engine, snapshot: date, assignment: dict[str, int], outliers: frozenset[str] = frozenset()) -> None:
-    ensure_output_tables(engine)
+    ensure_segmentation_tables(engine)
     frame = pd.DataFrame(
         [
             {"customer_id": cid, "snapshot_date": snapshot, "segment_id": seg, "segment_name": SEGMENTS[seg],
@@ -371,7 +371,7 @@ def test_persistent_platform_outage_fails_the_run_and_the_rerun_completes(engine
 
 def _clear_texts(customers: dict[str, tuple]) -> set[str]:
     """Every clear-text form of every identifier: raw, trimmed, lower-cased, normalised per platform."""
-    from include.segmentation.audiences.identifiers import normalize_email, normalize_phone
+    from include.segmentation.audiences import normalize_email, normalize_phone
 
     out: set[str] = set()
     for email, phone, country, _ in customers.values():

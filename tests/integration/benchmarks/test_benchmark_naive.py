@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.sources import extract as ex
-from include.segmentation.sources.synthetic import generate_to_warehouse
-from include.segmentation.store.warehouse import read_table
+from include.segmentation.sources import generate_to_warehouse
+from include.segmentation.store import read_table
 
 ROOT = Path(__file__).resolve().parents[3]
 END = date(2024, 6, 30)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from include.segmentation.store.warehouse import get_engine, read_sql
+from include.segmentation.store import get_engine, read_sql
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -21,13 +21,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.segmentation.explain.insight import DriftThresholds, InsightError, build_insights
-from include.segmentation.explain.report import ReportError, render_report
-from include.segmentation.model.features import NUMERIC_FEATURES
+from include.segmentation.explain import DriftThresholds, InsightError, ReportError, build_insights, render_report
+from include.segmentation.model import NUMERIC_FEATURES
 from include.segmentation.pipeline.stages import run_pipeline
-from include.segmentation.sources.contract import create_source_contract
-from include.segmentation.sources.synthetic import CATEGORIES, generate_to_warehouse
-from include.segmentation.store.warehouse import get_engine, read_sql
+from include.segmentation.sources import CATEGORIES, create_source_contract, generate_to_warehouse
+from include.segmentation.store import get_engine, read_sql
 
 END = date(2024, 6, 30)
 S1 = END  # data up to S1 - 1 day

@@ -14,8 +14,8 @@ import pendulum
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from include.segmentation.sources.synthetic import generate_to_warehouse
-from include.segmentation.store.warehouse import read_sql
+from include.segmentation.sources import generate_to_warehouse
+from include.segmentation.store import read_sql
 
 DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "customer_segmentation.py"
 END = date(2024, 6, 30)

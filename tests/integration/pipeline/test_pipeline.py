@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.segmentation.model.clustering import ClusteringError
+from include.segmentation.model import ClusteringError
 from include.segmentation.pipeline.stages import EmptyWindowError, ModelRejectedError, run_pipeline
-from include.segmentation.sources.synthetic import generate_to_warehouse
-from include.segmentation.store.warehouse import bulk_insert, read_sql
+from include.segmentation.sources import generate_to_warehouse
+from include.segmentation.store import bulk_insert, read_sql
 
 END = date(2024, 6, 30)
 S = END + timedelta(days=1)
@@ -225,8 +225,8 @@ def test_identical_feature_vectors_have_no_variance(engine) -> None:
 
 
 def test_reader_role_sees_published_tables_only(pg_url) -> None:
-    from include.segmentation.sources.contract import create_source_contract
-    from include.segmentation.store.warehouse import get_engine
+    from include.segmentation.sources import create_source_contract
+    from include.segmentation.store import get_engine
 
     engine = get_engine(pg_url)
     create_source_contract(engine)

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.segmentation.quality.data_quality import DataQualityError, data_docs_dir, validate_raw_window
-from include.segmentation.sources.synthetic import generate_to_warehouse
-from include.segmentation.store.warehouse import get_engine, read_sql, sqlite_schema_path, ts_param
+from include.segmentation.quality import DataQualityError, data_docs_dir, validate_raw_window
+from include.segmentation.sources import generate_to_warehouse
+from include.segmentation.store import get_engine, read_sql, sqlite_schema_path, ts_param
 
 END = date(2024, 6, 30)
 S = END + timedelta(days=1)
@@ -447,7 +447,7 @@ def test_password_never_leaks(pg_good, caplog) -> None:
 
 
 def test_online_retail_sample_passes_with_documented_warnings(engine) -> None:
-    from include.segmentation.sources.online_retail import load_online_retail
+    from include.segmentation.sources import load_online_retail
 
     load_online_retail(engine, FIXTURES / "online_retail_small.csv")
     results = validate_raw_window(engine, date(2011, 10, 8), 365, "online_retail")

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.segmentation.quality.data_quality import (
+from include.segmentation.quality import (
     DataQualityError,
     data_docs_dir,
     validate_features,
     validate_output,
 )
-from include.segmentation.store.warehouse import read_sql
+from include.segmentation.store import read_sql
 
 S = date(2024, 7, 1)
 

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.pipeline.stages import run_pipeline
-from include.segmentation.quality.data_quality import DataQualityError
-from include.segmentation.sources.synthetic import generate_to_warehouse
-from include.segmentation.store.warehouse import get_engine, read_sql, ts_param
+from include.segmentation.quality import DataQualityError
+from include.segmentation.sources import generate_to_warehouse
+from include.segmentation.store import get_engine, read_sql, ts_param
 
 PUBLISHED = date(2024, 7, 1)  # the snapshot published before each corruption
 S = PUBLISHED + timedelta(days=1)  # the run that meets the corrupted data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from include.segmentation.sources.contract import create_source_contract
+from include.segmentation.sources import create_source_contract
 
 EXPECTED_PG = {
     "customers": {

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from include.segmentation.sources import extract as ex
-from include.segmentation.sources.synthetic import generate_to_warehouse
-from include.segmentation.store.warehouse import bulk_insert, get_engine, read_sql, read_table
+from include.segmentation.sources import generate_to_warehouse
+from include.segmentation.store import bulk_insert, get_engine, read_sql, read_table
 
 pytestmark = pytest.mark.postgres
 
@@ -25,7 +25,7 @@ S = END + timedelta(days=1)
 
 @pytest.fixture
 def pg_loaded(pg_url: str):
-    from include.segmentation.sources.contract import create_source_contract
+    from include.segmentation.sources import create_source_contract
 
     engine = get_engine(pg_url)
     create_source_contract(engine)

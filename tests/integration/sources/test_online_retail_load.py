@@ -22,10 +22,8 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.cli import main as cli_main
-from include.segmentation.sources import contract
-from include.segmentation.sources.contract import create_source_contract
-from include.segmentation.sources.online_retail import default_path, load_online_retail
-from include.segmentation.store.warehouse import WarehouseError, get_engine, read_sql
+from include.segmentation.sources import contract, create_source_contract, default_path, load_online_retail
+from include.segmentation.store import WarehouseError, get_engine, read_sql
 
 ROOT = Path(__file__).resolve().parents[3]
 SMALL = ROOT / "tests" / "fixtures" / "online_retail_small.csv"

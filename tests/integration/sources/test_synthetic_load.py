@@ -10,9 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.cli import main as cli_main
-from include.segmentation.sources import contract, synthetic
-from include.segmentation.sources.synthetic import generate_chunk, generate_to_warehouse
-from include.segmentation.store.warehouse import WarehouseError, get_engine, read_sql
+from include.segmentation.sources import contract, generate_chunk, generate_to_warehouse, synthetic
+from include.segmentation.store import WarehouseError, get_engine, read_sql
 
 END = date(2026, 3, 31)
 DAYS = 400

@@ -357,9 +357,8 @@ def _admin(sql: str) -> None:
 def test_compose_warehouse_init_gives_the_contract_and_least_privilege_roles(pg_url: str) -> None:
     """docker/warehouse-init/ run as the postgres image runs it: the same catalog as init-warehouse,
     a writer that reads raw.* and owns segmentation, a reader that sees only what it is granted."""
-    from include.segmentation.sources.contract import create_source_contract
-    from include.segmentation.store.schema import ensure_output_tables
-    from include.segmentation.store.warehouse import get_engine
+    from include.segmentation.sources import create_source_contract
+    from include.segmentation.store import ensure_segmentation_tables, get_engine
 
     reference = get_engine(pg_url)
     create_source_contract(reference)
@@ -398,7 +397,7 @@ def test_compose_warehouse_init_gives_the_contract_and_least_privilege_roles(pg_
             with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
                 with as_writer.begin() as conn:
                     conn.execute(sa.text("DELETE FROM raw.customers"))
-            ensure_output_tables(as_writer)  # the pipeline creates its tables in segmentation
+            ensure_segmentation_tables(as_writer)  # the pipeline creates its tables in segmentation
             with as_writer.begin() as conn:
                 conn.exec_driver_sql(f"GRANT SELECT ON segmentation.segment_runs TO {reader}")
             with as_reader.connect() as conn:

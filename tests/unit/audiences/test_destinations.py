@@ -9,21 +9,22 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from include.segmentation.audiences.config import Audience, AudienceConfigError, validate_audience
-from include.segmentation.audiences.credentials import (
+from include.segmentation.audiences import (
+    Audience,
+    AudienceConfigError,
     CredentialsError,
-    google_ads_credentials,
-    meta_credentials,
-)
-from include.segmentation.audiences.destinations import (
     DestinationError,
+    Diff,
     FileDestination,
     GoogleAdsDestination,
     MetaDestination,
     RetryPolicy,
+    google_ads_credentials,
+    meta_credentials,
+    plan_batches,
+    sha256_hex,
+    validate_audience,
 )
-from include.segmentation.audiences.identifiers import sha256_hex
-from include.segmentation.audiences.sync import Diff, plan_batches
 from tests.fakes.google_ads import FakeGoogleAdsServer
 from tests.fakes.meta_ads import FakeMetaServer
 

@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from include.segmentation.audiences.config import (
+from include.segmentation.audiences import (
     AUDIENCES,
     Audience,
     AudienceConfigError,
+    Diff,
     audience_from_dict,
     load_audiences,
+    plan_batches,
+    plan_diff,
     select_audiences,
     validate_audience,
 )
-from include.segmentation.audiences.sync import Diff, plan_batches, plan_diff
 
 
 def test_default_audiences_are_valid_and_need_no_account() -> None:

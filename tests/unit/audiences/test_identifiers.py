@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from include.segmentation.audiences.identifiers import (
+from include.segmentation.audiences import (
     IdentifierError,
     country_code,
     hash_identifier,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from include.segmentation.store.warehouse import parse_airflow_conn_env
+from include.segmentation.store import parse_airflow_conn_env
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -279,7 +279,7 @@ def test_init_sql_is_generated_from_the_contract() -> None:
 
 
 def test_init_sql_creates_exactly_the_contract_tables() -> None:
-    from include.segmentation.sources.contract import RAW_INDEXES, RAW_TABLES, evaluation_metadata, raw_metadata
+    from include.segmentation.sources import RAW_INDEXES, RAW_TABLES, evaluation_metadata, raw_metadata
 
     sql = (DOCKER / "warehouse-init" / "01_contract.sql").read_text()
     created = re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+) \(", sql)
@@ -297,7 +297,7 @@ def test_roles_script_creates_writer_and_read_only_reader() -> None:
     script = (DOCKER / "warehouse-init" / "02_roles.sh").read_text()
     assert 'WRITER="${WAREHOUSE_WRITER_ROLE:-segment_writer}"' in script
     assert 'READER="${WAREHOUSE_READER_ROLE:-segment_reader}"' in script
-    from include.segmentation.store.publish import READER_ROLE
+    from include.segmentation.store import READER_ROLE
 
     assert READER_ROLE == "segment_reader"
     grants_to_reader = re.findall(r'^GRANT (.+?) TO :"reader";', script, re.M)

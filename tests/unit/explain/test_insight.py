@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.segmentation.explain import describe_segment, humanize_days
 from include.segmentation.explain.insight import (
     COLUMNS,
     INSIGHT_TABLES,
@@ -22,8 +23,7 @@ from include.segmentation.explain.insight import (
     rule_mask,
     rules_max_depth,
 )
-from include.segmentation.explain.profiles import describe_segment, humanize_days
-from include.segmentation.model.features import MODEL_FEATURES, NUMERIC_FEATURES
+from include.segmentation.model import MODEL_FEATURES, NUMERIC_FEATURES
 
 
 def _features(n: int, seed: int = 0) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from include.segmentation.explain.report import (
     reports_dir,
     svg_line_chart,
 )
-from include.segmentation.model.features import MODEL_FEATURES, NUMERIC_FEATURES
+from include.segmentation.model import MODEL_FEATURES, NUMERIC_FEATURES
 
 S = date(2024, 6, 1)
 EVIL = '<script>alert("x")</script> & Co'

@@ -7,9 +7,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from include.segmentation.model.clustering import ClusterConfig, ClusteringError, fit_segments
-from include.segmentation.model.identity import match_ids, name_segments
-from include.segmentation.model.scoring import quality_gate, score_labels
+from include.segmentation.model import (
+    ClusterConfig,
+    ClusteringError,
+    fit_segments,
+    match_ids,
+    name_segments,
+    quality_gate,
+    score_labels,
+)
 
 
 def _blobs(n_per: int = 150, k: int = 4, d: int = 5, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

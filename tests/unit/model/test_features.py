@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.segmentation.model.features import FEATURES, MODEL_FEATURES, build_features, transform_for_model
+from include.segmentation.model import FEATURES, MODEL_FEATURES, build_features, transform_for_model
 
 S = date(2024, 6, 1)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
 
-from include.segmentation.model.scoring import sample_indices, sampled_silhouette, score_labels, silhouette
+from include.segmentation.model import sample_indices, sampled_silhouette, score_labels, silhouette
 
 
 def _blobs(n: int, k: int = 5, d: int = 8, spread: float = 2.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,14 +7,16 @@ from datetime import date
 
 import pytest
 
-from include.segmentation.quality.checks import CONTRACT_TYPES, QUALITY_CHECKS, resolve_checks
-from include.segmentation.quality.data_quality import (
+from include.segmentation.quality import (
+    CONTRACT_TYPES,
+    QUALITY_CHECKS,
     CheckResult,
     data_docs_dir,
     mask_email,
     mask_example,
     mask_phone,
     mask_text,
+    resolve_checks,
 )
 
 

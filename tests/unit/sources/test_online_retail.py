@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.segmentation.sources.online_retail import (
+from include.segmentation.sources import (
     CUSTOMER_COLUMNS,
     REQUIRED_COLUMNS,
     TRANSACTION_COLUMNS,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from include.segmentation.store.warehouse import (
+from include.segmentation.store import (
     DEFAULT_SQLITE_PATH,
     WarehouseError,
     connection_to_url,
