@@ -1,9 +1,14 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
+# `make test-fast` is the quick loop: lint, types and every test that needs no local Airflow stack,
+# no browser and is not marked slow, spread over the CPUs.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# pytest-xdist workers for test-fast (`logical` = one per logical CPU).
+WORKERS ?= logical
+FAST_MARKERS := not stack and not browser and not slow
 
-.PHONY: setup demo test lint unit integration stack-up stack-down clean
+.PHONY: setup demo test test-fast lint typecheck unit integration stack-up stack-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -15,10 +20,20 @@ test: setup
 	@bash scripts/pg_up.sh
 	@bash scripts/install_browser.sh
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
 	@$(PY) -m pytest tests
+
+test-fast: setup
+	@bash scripts/pg_up.sh
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
+	@$(PY) -m pytest tests -m "$(FAST_MARKERS)" -n $(WORKERS) --dist worksteal
 
 lint: setup
 	@$(VENV)/bin/ruff check .
+
+typecheck: setup
+	@$(VENV)/bin/mypy
 
 unit: setup
 	@$(PY) -m pytest tests/unit tests/dags

@@ -8,11 +8,11 @@
    date range); created and loaded with the synthetic generator when missing. A database that
    exists with other contents is never replaced unless ``--rebuild`` is given.
 2. Pipeline: the DAG's tasks in order (start_run, validate_raw, extract, build_features, cluster,
-   quality_gate, publish), each in a fresh Python process as Airflow runs each task, passing the
+   explain, quality_gate, publish), each in a fresh Python process as Airflow runs each task, passing the
    same small dicts the DAG passes through XCom. Per task: wall time of the process, time inside
    the stage function, CPU time and peak RSS (``ru_maxrss``) of the process, and the load average.
-   Inside ``cluster`` the k search, the final fit, the scoring (silhouette, Davies-Bouldin,
-   Calinski-Harabasz) and the insight stage are timed separately. Before the run the snapshot's
+   Inside ``cluster`` the k search, the final fit and the scoring (silhouette, Davies-Bouldin,
+   Calinski-Harabasz) are timed separately, and inside ``explain`` the insight stage. Before the run the snapshot's
    previously published rows are deleted (untimed), so every run publishes a new snapshot, as the
    daily refresh does.
 3. Floor: one bare ``GROUP BY customer_id`` per source table over the window, with the server's
@@ -50,7 +50,9 @@ from sqlalchemy.engine import URL, make_url  # noqa: E402
 
 from include.segmentation.store import describe, get_engine, validate_identifier  # noqa: E402
 
-STAGES: tuple[str, ...] = ("start_run", "validate_raw", "extract", "build_features", "cluster", "quality_gate", "publish")
+STAGES: tuple[str, ...] = (
+    "start_run", "validate_raw", "extract", "build_features", "cluster", "explain", "quality_gate", "publish"
+)
 NAIVE_MAX_CUSTOMERS = 200_000
 # Published tables keyed by snapshot: the benchmark removes its snapshot from them before a run.
 SNAPSHOT_TABLES: tuple[str, ...] = (
@@ -94,28 +96,23 @@ def _child(stage: str) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if os.environ.get("BENCH_NO_INSIGHT") == "1":
-        sys.modules["include.segmentation.explain.insight"] = None  # type: ignore[assignment]
     inputs = json.loads(sys.stdin.read())
+    from include.segmentation import pipeline
     from include.segmentation.model import clustering
-    from include.segmentation.pipeline.stages import stages as pipeline
-    from include.segmentation.store import publish
+    from include.segmentation.pipeline import explain, ingest, segment
+    from include.segmentation.pipeline import publish as publish_stage
 
     timer = _Timer()
-    timer.wrap(pipeline, "_write_staging", "write_staging", lambda *a, **k: {"kind": a[1], "rows": len(a[4])})
-    timer.wrap(pipeline, "_read_staging", "read_staging")
-    timer.wrap(pipeline, "build_features", "build_features")
-    timer.wrap(pipeline, "_validate_features", "validate_features")
-    timer.wrap(pipeline, "extract_aggregates", "extract_sql")
+    for module in (ingest, segment, explain):
+        timer.wrap(module, "write_staging", "write_staging", lambda *a, **k: {"kind": a[1], "rows": len(a[4])})
+        timer.wrap(module, "read_staging", "read_staging")
+    timer.wrap(ingest, "build_features", "build_features")
+    timer.wrap(ingest, "validate_features", "validate_features")
+    timer.wrap(ingest, "extract_aggregates", "extract_sql")
     timer.wrap(clustering, "_fit_k", "fit_k", lambda *a, **k: {"rows": len(a[0]), "k": a[1]})
     timer.wrap(clustering, "score_labels", "scoring", lambda *a, **k: {"rows": len(a[0])})
-    timer.wrap(publish, "publish_snapshot", "publish_snapshot")
-    try:
-        from include.segmentation.explain import insight
-
-        timer.wrap(insight, "build_insights", "insight")
-    except ImportError:
-        pass
+    timer.wrap(publish_stage, "publish_snapshot", "publish_snapshot")
+    timer.wrap(explain, "build_insights", "insight")
     from include.segmentation.store import get_engine as engine_for
 
     engine = engine_for()  # WAREHOUSE_URL
@@ -132,10 +129,12 @@ def _child(stage: str) -> int:
         out = pipeline.features_stage(engine, run, inputs["extract"])
     elif stage == "cluster":
         out = pipeline.cluster_stage(engine, run, inputs["build_features"])
+    elif stage == "explain":
+        out = pipeline.explain_stage(engine, run, inputs["cluster"])
     elif stage == "quality_gate":
         out = pipeline.gate_stage(engine, run, inputs["cluster"])
     elif stage == "publish":
-        out = pipeline.publish_stage(engine, run, inputs["cluster"])
+        out = pipeline.publish_stage(engine, run, inputs["cluster"], inputs["explain"], inputs["quality_gate"])
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     seconds = time.perf_counter() - t0
@@ -177,13 +176,11 @@ def _run_task(stage: str, inputs: dict[str, Any], env: dict[str, str], log_dir: 
     return result
 
 
-def run_pipeline_tasks(url: URL, snapshot: date, params: dict[str, Any], log_dir: Path, insight: bool) -> list[dict[str, Any]]:
+def run_pipeline_tasks(url: URL, snapshot: date, params: dict[str, Any], log_dir: Path) -> list[dict[str, Any]]:
     """One DAG run: every task in its own process, in dependency order, passing the XCom dicts along."""
     env = {**os.environ, "WAREHOUSE_URL": url.render_as_string(hide_password=False), "PYTHONPATH": str(ROOT)}
     env.pop("AIRFLOW_CONN_WAREHOUSE", None)
     env.setdefault("SEGMENTATION_ARTIFACTS_DIR", str(log_dir / "artifacts"))  # Data Docs next to the task logs
-    if not insight:
-        env["BENCH_NO_INSIGHT"] = "1"
     xcom: dict[str, Any] = {"snapshot_date": snapshot.isoformat(), "params": params}
     results = []
     for stage in STAGES:
@@ -520,7 +517,7 @@ def summarize(tasks: list[dict[str, Any]], floor: dict[str, Any] | None, naive: 
         "k_search_seconds": round(sum(c["seconds"] for c in cluster_calls[:-1]), 2),
         "final_fit_seconds": round(cluster_calls[-1]["seconds"], 2) if cluster_calls else None,
         "scoring_seconds": by["cluster"]["detail"].get("scoring"),
-        "insight_seconds": by["cluster"]["detail"].get("insight"),
+        "insight_seconds": by["explain"]["detail"].get("insight"),
     }
     if staged:
         out["staging_copy_rows_per_second"] = round(staged[0]["rows"] / staged[0]["seconds"])
@@ -625,7 +622,6 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"run the naive reference (auto: up to {NAIVE_MAX_CUSTOMERS:,} customers)")
     p.add_argument("--silhouette", choices=("auto", "yes", "no"), default="auto",
                    help=f"exact vs sampled silhouette (auto: up to {NAIVE_MAX_CUSTOMERS:,} customers)")
-    p.add_argument("--no-insight", action="store_true", help="run the cluster task without the insight stage")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     p.add_argument("--task", choices=STAGES, help=argparse.SUPPRESS)  # internal: run one task in this process
     args = p.parse_args(argv)
@@ -638,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_url = make_url(args.url)
     url = admin_url.set(database=db)
     snapshot = args.end_date + timedelta(days=1)
-    from include.segmentation.pipeline.stages import resolve_params
+    from include.segmentation.params import resolve_params
 
     params = resolve_params({"window_days": args.window_days})
     log_dir = Path(tempfile.mkdtemp(prefix=f"pipeline_scale_{size}_"))
@@ -656,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     print("floor (before the run) ...", file=sys.stderr, flush=True)
     floor_before = measure_floor(url, snapshot, args.window_days)
     print(f"pipeline run on {describe(get_engine(url))}, snapshot {snapshot}", file=sys.stderr, flush=True)
-    tasks = run_pipeline_tasks(url, snapshot, {"window_days": args.window_days}, log_dir, insight=not args.no_insight)
+    tasks = run_pipeline_tasks(url, snapshot, {"window_days": args.window_days}, log_dir)
     print("floor (after the run) ...", file=sys.stderr, flush=True)
     floor = best_floor(floor_before, measure_floor(url, snapshot, args.window_days))
     print("extract statements one by one (CPU time) ...", file=sys.stderr, flush=True)
@@ -679,7 +675,6 @@ def main(argv: list[str] | None = None) -> int:
         "postgres": pg_version,
         "snapshot_date": snapshot.isoformat(),
         "params": params,
-        "insight": not args.no_insight,
         "tasks": tasks,
         "floor": floor,
         "extract_profile": extract_profile,

@@ -37,8 +37,8 @@ _CHILD = """
 import json, logging, sys, time
 from datetime import date
 t0 = time.perf_counter()
-from include.segmentation.quality.data_quality import DataQualityError, validate_raw_window
-from include.segmentation.store.warehouse import get_engine
+from include.segmentation.quality import DataQualityError, validate_raw_window
+from include.segmentation.store import get_engine
 logging.basicConfig(level=logging.WARNING)
 engine = get_engine()  # WAREHOUSE_URL, passed in the environment (not on the command line)
 try:

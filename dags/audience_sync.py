@@ -27,46 +27,15 @@ Clear-text identifiers never leave the warehouse and never reach logs or XCom.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-SEGMENTS_ASSET = Asset(name="segmentation.customer_segments", uri="warehouse://segmentation/customer_segments")
-
-
-def _connection_dict(conn_id: str) -> dict:
-    """Thin adapter: an Airflow connection as the plain dict destination_credentials expects."""
-    from airflow.sdk import Connection
-
-    conn = Connection.get(conn_id)
-    return {
-        "conn_type": conn.conn_type,
-        "host": conn.host,
-        "login": conn.login,
-        "password": conn.password,
-        "extra": conn.extra_dejson,
-    }
-
-
-def _credentials(audience):
-    """Destination credentials of an audience (None for the file destination)."""
-    from include.segmentation.audiences import google_ads_credentials, meta_credentials
-
-    conn_id = audience.effective_connection_id
-    if conn_id is None:
-        return None
-    try:
-        conn = _connection_dict(conn_id)
-    except Exception as exc:  # the SDK raises its own error type for a missing connection
-        raise RuntimeError(
-            f"audience {audience.name!r}: Airflow connection {conn_id!r} is not available ({type(exc).__name__})"
-        ) from None
-    if audience.destination == "meta":
-        return meta_credentials(conn, conn_id)
-    return google_ads_credentials(conn, conn_id)
+from include.segmentation.orchestration.assets import PUBLISHED_SEGMENTS
 
 
 @dag(
     dag_id="audience_sync",
-    schedule=[SEGMENTS_ASSET],
+    description="Push consented, hashed customers of the published segments to ad platforms and files",
+    schedule=[PUBLISHED_SEGMENTS],
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -107,10 +76,11 @@ def audience_sync():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.segmentation.audiences import NothingPublished, load_audiences, select_audiences, sync_audience
-        from include.segmentation.orchestration.connection import warehouse_engine
+        from include.segmentation.orchestration.connection import audience_credentials, warehouse_engine
 
         context = get_current_context()
-        context["audience_name"] = audience["name"]
+        # Airflow documents setting extra keys for map_index_template; its Context TypedDict has no such key.
+        context["audience_name"] = audience["name"]  # type: ignore[typeddict-unknown-key]
         params = context["params"]
         (aud,) = select_audiences(load_audiences(), [audience["name"]])
         engine = warehouse_engine()
@@ -118,7 +88,7 @@ def audience_sync():
             return sync_audience(
                 engine,
                 aud,
-                credentials=_credentials(aud),
+                credentials=audience_credentials(aud),
                 full_resend=bool(params.get("full_resend")),
                 dry_run=bool(params.get("dry_run")),
                 allow_mass_removal=bool(params.get("allow_mass_removal")),

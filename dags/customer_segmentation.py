@@ -11,18 +11,20 @@ the previous day is complete (Airflow 3's `@daily` has point intervals, so a cro
 says what it means). `airflow dags test customer_segmentation 2011-12-10` segments customers as of
 2011-12-10.
 
-**Tasks.** `start_run` registers the run in `segmentation.segment_runs`; `validate_raw` runs the
-Great Expectations suites on the window (a failed check stops the run, naming table, column and
-rule); `extract` aggregates the window inside the warehouse (SQL GROUP BY, one row per customer);
-`build_features` computes the documented features; `wait_for_earlier_snapshots` lets the earlier dates
-of a backfill publish first (segment ids follow the previous snapshot); `cluster` chooses k by silhouette, fits
-k-means, keeps segment ids stable and names segments; `quality_gate` refuses a weak model;
-`publish` replaces the snapshot atomically and updates `customer_segments` only if S is the newest
-snapshot; `report` writes the self-contained HTML report (Browse → Segment report). Tasks pass table
-names and small dicts through XCom, never data.
+**Tasks** (the graph is the pipeline): `start_run` checks the parameters and registers the run in
+`segmentation.segment_runs`; `validate_raw` runs the Great Expectations suites on the window (a
+failed check stops the run, naming table, column and rule); `extract` aggregates the window inside
+the warehouse (SQL GROUP BY, one row per customer); `build_features` computes the documented
+features; `wait_for_earlier_snapshots` lets the earlier dates of a backfill publish first (segment
+ids follow the previous snapshot); `cluster` chooses k by silhouette, fits k-means, keeps segment ids
+stable and names segments; `explain` builds profiles, rules, drift and top products; `quality_gate`
+refuses a weak model; `publish` replaces the snapshot atomically and updates `customer_segments`
+only if S is the newest snapshot; `report` writes the self-contained HTML report (Browse → Segment
+report). Tasks pass table names and small typed records through XCom, never data.
 
-**Parameters** (trigger form): window days, k range, algorithm, minimum silhouette, minimum
-segment share, random seed, outlier method. Scheduled runs use the defaults.
+**Parameters** (trigger form, each with its help text): history window, fewest and most segments,
+algorithm, minimum silhouette and segment share (the quality gate), random seed, outlier rule,
+segment id match distance, data-quality overrides. Scheduled runs use the defaults.
 
 **Backfills** from the UI (Trigger → Backfill) re-run any past days; re-running a date gives the
 same tables, and an old date never replaces newer segments.
@@ -33,22 +35,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, Param, PokeReturnValue, dag, task
+from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, task
 
-PUBLISHED_SEGMENTS = Asset(name="segmentation.customer_segments", uri="warehouse://segmentation/customer_segments")
-
-
-def _engine():
-    from include.segmentation.orchestration.connection import warehouse_engine
-
-    return warehouse_engine()
+from include.segmentation.orchestration.assets import PUBLISHED_SEGMENTS
+from include.segmentation.orchestration.params import dag_params
 
 
-def _fail_fast(exc: Exception) -> None:
-    """Data and model problems are not transient: fail without retrying."""
-    from airflow.sdk.exceptions import AirflowFailException
+def _run(stage: str, *args):
+    """Run the pipeline stage ``stage`` on the warehouse connection (data errors fail without retry)."""
+    from include.segmentation.orchestration.tasks import run_stage
 
-    raise AirflowFailException(str(exc)) from exc
+    return run_stage(stage, *args)
 
 
 def _on_failure(context) -> None:
@@ -59,6 +56,7 @@ def _on_failure(context) -> None:
 
 @dag(
     dag_id="customer_segmentation",
+    description="Daily customer segments from the warehouse: validate, featurise, cluster, explain, gate, publish",
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -74,121 +72,77 @@ def _on_failure(context) -> None:
         "on_failure_callback": _on_failure,
     },
     tags=["segmentation", "customers", "daily"],
-    params={
-        "window_days": Param(365, type="integer", minimum=1, maximum=3650, description="Trailing window in days"),
-        "k_min": Param(3, type="integer", minimum=2, maximum=50, description="Smallest k tried"),
-        "k_max": Param(10, type="integer", minimum=2, maximum=50, description="Largest k tried"),
-        "algorithm": Param("auto", type="string", enum=["auto", "kmeans", "minibatch_kmeans"]),
-        "min_silhouette": Param(0.2, type="number", minimum=-1, maximum=1, description="Quality gate"),
-        "min_segment_share": Param(0.02, type="number", minimum=0, maximum=0.5, description="Quality gate"),
-        "random_seed": Param(42, type="integer", minimum=0),
-        "outlier_method": Param("distance", type="string", enum=["distance", "dbscan"]),
-        "quality": Param(
-            {},
-            type="object",
-            description="Data-quality overrides {check: severity | {key: value}}, see docs/data_quality.md",
-        ),
-    },
+    params=dag_params(),
     doc_md=__doc__,
 )
 def customer_segmentation():
     @task
     def start_run(**context) -> dict:
-        from include.segmentation.pipeline.stages import start_run as start
-
+        """Check the parameters and register the run; S is the UTC date of the logical date."""
         logical = context.get("logical_date") or context["dag_run"].run_after
         snapshot = pendulum.instance(logical).in_timezone("UTC").date()
-        try:
-            return start(_engine(), snapshot, dict(context["params"]))
-        except ValueError as exc:
-            _fail_fast(exc)
+        return _run("start_run", snapshot, dict(context["params"]))
 
     @task(retries=0)
     def validate_raw(run: dict) -> dict:
-        from include.segmentation.pipeline.stages import validate_stage
-        from include.segmentation.quality import DataQualityError
-
-        try:
-            return validate_stage(_engine(), run)
-        except DataQualityError as exc:
-            _fail_fast(exc)
+        """Great Expectations suites on the raw window; a failed check stops the run."""
+        return _run("validate_stage", run)
 
     @task
     def extract(run: dict) -> dict:
-        from include.segmentation.pipeline.stages import EmptyWindowError, extract_stage
-
-        try:
-            return extract_stage(_engine(), run)
-        except EmptyWindowError as exc:
-            _fail_fast(exc)
+        """Aggregate the window inside the warehouse: one row per customer."""
+        return _run("extract_stage", run)
 
     @task
     def build_features(run: dict, extracted: dict) -> dict:
-        from include.segmentation.pipeline.stages import features_stage
-        from include.segmentation.quality import DataQualityError
-
-        try:
-            return features_stage(_engine(), run, extracted)
-        except DataQualityError as exc:
-            _fail_fast(exc)
+        """Compute and check the documented features."""
+        return _run("features_stage", run, extracted)
 
     @task.sensor(poke_interval=15, timeout=7200, mode="reschedule", retries=0)
     def wait_for_earlier_snapshots(run: dict) -> PokeReturnValue:
         """Backfills: segment ids follow the previous snapshot, so earlier dates are clustered first."""
-        from include.segmentation.pipeline.stages import pending_earlier_runs
+        import logging
 
-        pending = pending_earlier_runs(_engine(), run)
+        pending = _run("pending_earlier_runs", run)
         if pending:
-            import logging
-
             logging.getLogger("include.segmentation").info("waiting for earlier snapshots: %s", pending)
         return PokeReturnValue(is_done=not pending)
 
     @task(execution_timeout=timedelta(hours=2))
-    def cluster(run: dict, features: dict) -> dict:
-        from include.segmentation.model import ClusteringError
-        from include.segmentation.pipeline.stages import cluster_stage
+    def cluster(run: dict, featured: dict) -> dict:
+        """Choose k, fit, keep segment ids stable and name the segments."""
+        return _run("cluster_stage", run, featured)
 
-        try:
-            return cluster_stage(_engine(), run, features)
-        except ClusteringError as exc:
-            _fail_fast(exc)
+    @task
+    def explain(run: dict, clustered: dict) -> dict:
+        """Profiles, rules, drift and transitions, top products."""
+        return _run("explain_stage", run, clustered)
 
     @task(retries=0)
     def quality_gate(run: dict, clustered: dict) -> dict:
-        from include.segmentation.pipeline.stages import ModelRejectedError, gate_stage
-
-        try:
-            return gate_stage(_engine(), run, clustered)
-        except ModelRejectedError as exc:
-            _fail_fast(exc)
+        """Refuse a weak model; check the staged output."""
+        return _run("gate_stage", run, clustered)
 
     @task(outlets=[PUBLISHED_SEGMENTS])
-    def publish(run: dict, clustered: dict, gate: dict) -> dict:
-        from include.segmentation.pipeline.stages import publish_stage
-
-        return publish_stage(_engine(), run, clustered)
+    def publish(run: dict, clustered: dict, explained: dict, gate: dict) -> dict:
+        """Publish the snapshot atomically; customer_segments follows the newest snapshot only."""
+        return _run("publish_stage", run, clustered, explained, gate)
 
     @task(retries=1)
     def report(run: dict, published: dict) -> str:
-        import logging
-        from datetime import date
-
-        from include.segmentation.explain import render_report
-
-        path = render_report(_engine(), date.fromisoformat(run["snapshot_date"]))
-        logging.getLogger("include.segmentation").info("segment report: %s", path)
-        return str(path)
+        """Write the self-contained HTML report (Browse → Segment report)."""
+        return _run("report_stage", run, published)
 
     run = start_run()
-    checked = validate_raw(run)
     extracted = extract(run)
-    checked >> extracted
-    features = build_features(run, extracted)
-    clustered = cluster(run, features)
+    validate_raw(run) >> extracted
+    featured = build_features(run, extracted)
+    clustered = cluster(run, featured)
     wait_for_earlier_snapshots(run) >> clustered
+    explained = explain(run, clustered)
     gate = quality_gate(run, clustered)
-    published = publish(run, clustered, gate)
+    explained >> gate
+    published = publish(run, clustered, explained, gate)
     report(run, published)
 
 

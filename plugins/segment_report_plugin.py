@@ -53,7 +53,8 @@ async def require_dag_read(
 
 
 def _reports_dir() -> Path:
-    from include.segmentation.explain import reports_dir
+    """``settings.reports_dir()``, read on every request (the settings module imports nothing heavy)."""
+    from include.segmentation.settings import reports_dir
 
     return reports_dir()
 

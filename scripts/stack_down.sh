@@ -88,7 +88,7 @@ import os
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from include.segmentation.store.warehouse import validate_identifier
+from include.segmentation.store import validate_identifier
 
 url = make_url(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
 name = validate_identifier(url.database, "database name")

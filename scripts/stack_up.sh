@@ -87,7 +87,7 @@ import sys
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from include.segmentation.store.warehouse import resolve_url, validate_identifier
+from include.segmentation.store import resolve_url, validate_identifier
 
 
 def ensure_database(url) -> None:

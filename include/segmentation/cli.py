@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             stats = load_online_retail(engine, args.path or DEFAULT_PATH, replace=args.replace)
             print(json.dumps(stats, default=str, indent=2))
         elif args.command == "run":
-            from include.segmentation.pipeline.stages import run_pipeline
+            from include.segmentation.pipeline import run_pipeline
 
             result = run_pipeline(engine, args.date, json.loads(args.params))
             print(json.dumps(result, default=str, indent=2))

@@ -1,10 +1,11 @@
-"""The audience_sync DAG: structure, schedule on the published-segments Asset, params, and a real run."""
+"""The audience_sync DAG: structure, schedule on the published-segments Asset, params, and a real run.
+
+Rules every DAG follows (parse-time imports, owner, retries, docs) are in test_dag_policy.py.
+"""
 
 from __future__ import annotations
 
-import ast
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -12,32 +13,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parents[2]
-DAG_FILE = ROOT / "dags" / "audience_sync.py"
-STDLIB = set(sys.stdlib_module_names)
-
 
 @pytest.fixture(scope="module")
-def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert bag.import_errors == {}
-    return bag.dags["audience_sync"]
-
-
-def test_top_level_imports_are_only_stdlib_pendulum_and_airflow_sdk() -> None:
-    tree = ast.parse(DAG_FILE.read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [node.module or ""]
-        else:
-            continue
-        for name in names:
-            root = name.split(".")[0]
-            assert root in STDLIB or root == "pendulum" or name == "airflow.sdk" or root == "__future__", name
+def dag(get_dag):
+    return get_dag("audience_sync")
 
 
 def test_structure_schedule_and_params(dag) -> None:

@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.http_fake import FakeServer
+from tests.fakes.http_fake import SHA256_HEX, FakeAudienceServer
 
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
 MAX_IDENTIFIERS_PER_OPERATION = 20
-_HEX = re.compile(r"^[0-9a-f]{64}$")
 _CREATE = re.compile(r"^/(v\d+)/customers/(\d+)/offlineUserDataJobs:create$")
 _JOB_OP = re.compile(r"^/(v\d+)/(customers/(\d+)/offlineUserDataJobs/(\d+)):(addOperations|run)$")
 _SEARCH = re.compile(r"^/(v\d+)/customers/(\d+)/googleAds:search$")
 _FIELDS = {"hashedEmail": "email", "hashedPhoneNumber": "phone"}
 
 
-class FakeGoogleAdsServer(FakeServer):
+class FakeGoogleAdsServer(FakeAudienceServer):
     """Keeps user list members; applies operations when a job runs; can reject chosen hashes."""
 
     def __init__(self, *, developer_token: str = "dev-token-test", login_customer_id: str | None = "1112223333",
@@ -47,10 +46,6 @@ class FakeGoogleAdsServer(FakeServer):
             f"customers/{customer_id}/userLists/{i}": set() for i in user_list_ids
         }
         self.jobs: dict[str, dict] = {}
-        self.add_counts: Counter[tuple[str, str]] = Counter()
-        self.remove_counts: Counter[tuple[str, str]] = Counter()
-        self.batch_sizes: list[int] = []
-        self.reject: set[str] = set()
         self.max_identifiers = MAX_IDENTIFIERS_PER_REQUEST
 
     # -- helpers -----------------------------------------------------------------------------
@@ -149,7 +144,7 @@ class FakeGoogleAdsServer(FakeServer):
                 if len(keys) != 1 or len(ident) != 1:
                     return self.violation(f"operation {i}: each identifier has exactly one hashed field")
                 value = ident[keys[0]]
-                if not isinstance(value, str) or not _HEX.match(value):
+                if not isinstance(value, str) or not SHA256_HEX.match(value):
                     return self.violation(f"operation {i}: {keys[0]} is not SHA-256 lower-case hex")
                 parsed.append((kinds[0], _FIELDS[keys[0]], value))
             total += len(ids)
@@ -191,6 +186,15 @@ class FakeGoogleAdsServer(FakeServer):
                     self.remove_counts[(kind, value)] += 1
             job["status"] = "SUCCESS"
         return 200, {}, {"name": f"{job_name.split('/offline')[0]}/operations/{job_name.rsplit('/', 1)[1]}"}
+
+    def connection(self, **extra: Any) -> dict[str, Any]:
+        """An Airflow connection (as ``google_ads_credentials`` takes it) for this server, OAuth included.
+
+        ``extra`` overrides or adds connection extras (e.g. a ``login_customer_id`` with dashes).
+        """
+        return {"extra": {"developer_token": self.developer_token, "login_customer_id": self.login_customer_id,
+                          "customer_id": self.customer_id, "base_url": self.url, "token_url": f"{self.url}/token",
+                          **self.oauth, **extra}}
 
     def hashes(self, user_list_id: str = "555") -> set[str]:
         """All hashes currently in the user list."""

@@ -8,7 +8,9 @@ check each request against the documented format. Problems found are kept in ``v
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -128,3 +130,18 @@ class FakeServer:
 
     def route(self, method: str, path: str, headers: Mapping[str, str], body: bytes):
         raise NotImplementedError
+
+
+#: A hashed identifier as the ad platforms take it: SHA-256, lower-case hex.
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class FakeAudienceServer(FakeServer):
+    """Base class of the fake ad platforms: what they count per identifier, and hashes to reject."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_counts: Counter[tuple[str, str]] = Counter()
+        self.remove_counts: Counter[tuple[str, str]] = Counter()
+        self.batch_sizes: list[int] = []
+        self.reject: set[str] = set()

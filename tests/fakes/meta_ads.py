@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.http_fake import FakeServer
+from tests.fakes.http_fake import SHA256_HEX, FakeAudienceServer
 
 MAX_RECORDS = 10_000
 SCHEMAS = {"EMAIL_SHA256", "PHONE_SHA256"}
 _PATH = re.compile(r"^/(v\d+\.\d+)/(\d+)/users$")
-_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class FakeMetaServer(FakeServer):
+class FakeMetaServer(FakeAudienceServer):
     """Keeps each audience's members; can reject chosen hashes as invalid entries."""
 
     def __init__(self, access_token: str = "meta-test-token", audience_ids: Iterable[str] = ("23850000000000001",),
@@ -32,10 +31,6 @@ class FakeMetaServer(FakeServer):
         self.access_token = access_token
         self.api_version = api_version
         self.members: dict[str, set[tuple[str, str]]] = {a: set() for a in audience_ids}
-        self.add_counts: Counter[tuple[str, str]] = Counter()
-        self.remove_counts: Counter[tuple[str, str]] = Counter()
-        self.batch_sizes: list[int] = []
-        self.reject: set[str] = set()
 
     def route(self, method: str, path: str, headers: Mapping[str, str], body: bytes):
         m = _PATH.match(path.split("?", 1)[0])
@@ -72,7 +67,7 @@ class FakeMetaServer(FakeServer):
             return self.violation("data must be a non-empty list")
         if len(data) > MAX_RECORDS:
             return self.violation(f"{len(data)} records in one request (max {MAX_RECORDS})")
-        bad = [d for d in data if not isinstance(d, str) or not _HEX.match(d)]
+        bad = [d for d in data if not isinstance(d, str) or not SHA256_HEX.match(d)]
         if bad:
             return self.violation(f"{len(bad)} records are not SHA-256 lower-case hex")
         with self.lock:
@@ -95,6 +90,10 @@ class FakeMetaServer(FakeServer):
             "num_invalid_entries": len(invalid),
             "invalid_entry_samples": invalid,
         }
+
+    def connection(self, **extra: Any) -> dict[str, Any]:
+        """An Airflow connection (as ``meta_credentials`` takes it) pointing at this server; ``extra`` overrides."""
+        return {"password": self.access_token, "extra": {"base_url": self.url, **extra}}
 
     def hashes(self, audience_id: str = "23850000000000001") -> set[str]:
         """All hashes currently in the audience."""

@@ -31,12 +31,16 @@ from include.segmentation.audiences.identifiers import (
     normalize_phone,
     sha256_hex,
 )
-from include.segmentation.audiences.sync import (
+from include.segmentation.audiences.membership import (
     AudienceSyncError,
-    Diff,
     NothingPublished,
+)
+from include.segmentation.audiences.plan import (
+    Diff,
     plan_batches,
     plan_diff,
+)
+from include.segmentation.audiences.sync import (
     summarize,
     sync_audience,
     sync_history,

@@ -1,8 +1,12 @@
-"""The explain subpackage."""
+"""The explain subpackage: profiles, rules, drift and the recommendation feed of each snapshot, and its report.
 
+Modules: ``insight`` (the stage: ``build_insights``), ``rules``, ``drift``, ``top_items``, ``profiles``
+and ``common``; the report in ``report_data`` (reading), ``report_format`` and ``svg`` (values and
+charts), ``report_html`` (sections and page) and ``report`` (files); ``report_text`` for terminals.
+"""
+
+from include.segmentation.explain.drift import DriftThresholds
 from include.segmentation.explain.insight import (
-    INSIGHT_TABLES,
-    DriftThresholds,
     InsightError,
     build_insights,
 )
@@ -12,15 +16,16 @@ from include.segmentation.explain.profiles import (
     humanize_days,
 )
 from include.segmentation.explain.report import (
-    ReportError,
     list_reports,
     render_report,
     report_filename,
-    reports_dir,
 )
+from include.segmentation.explain.report_data import ReportError
 from include.segmentation.explain.report_text import (
     segments_summary,
 )
+from include.segmentation.settings import reports_dir
+from include.segmentation.store import INSIGHT_TABLES
 
 __all__ = [
     "DriftThresholds",

@@ -60,8 +60,8 @@ def humanize_days(days: float) -> str:
     if d < 365:
         n = round(d / 30.4)
         return f"{n} months"
-    n = round(d / 365, 1)
-    return f"{n:g} year" if n == 1 else f"{n:g} years"
+    years = round(d / 365, 1)
+    return f"{years:g} year" if years == 1 else f"{years:g} years"
 
 
 def _recency(days: float) -> str:

@@ -135,7 +135,7 @@ def build_alert(context: Mapping[str, Any]) -> FailureAlert:
         getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or getattr(dag, "dag_id", None) or "unknown"
     )
     run_id = getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None) or context.get("run_id")
-    logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
+    logical: Any = context.get("logical_date") or getattr(dag_run, "logical_date", None)
     exc = context.get("exception")
     if exc is None and context.get("reason"):
         exc = str(context["reason"])  # DAG-level callbacks carry a reason, not an exception
@@ -199,13 +199,13 @@ def webhook_from_connection_fields(
 
 def webhook_from_airflow(conn_id: str = ALERT_CONN_ID) -> WebhookTarget | None:
     """Thin Airflow adapter: the webhook from connection ``conn_id``, or None when it does not exist."""
-    try:
-        from airflow.sdk import BaseHook
+    from include.segmentation.orchestration.connection import connection_fields
 
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 - missing connection or no Airflow: alerts go to the log only
+    try:
+        conn = connection_fields(conn_id)
+    except LookupError:  # no such connection: alerts go to the log only
         return None
-    return webhook_from_connection_fields(conn.host, conn.schema, conn.port, conn.password, conn.extra_dejson)
+    return webhook_from_connection_fields(conn["host"], conn["schema"], conn["port"], conn["password"], conn["extra"])
 
 
 def resolve_webhook(conn_id: str = ALERT_CONN_ID) -> WebhookTarget | None:

@@ -80,12 +80,13 @@ CONTRACT_TYPES: dict[str, dict[str, str]] = {
 #: The timestamp column of each windowed table.
 TIMESTAMP_COLUMNS: dict[str, str] = {"transactions": "ordered_at", "browsing_events": "occurred_at"}
 
-# Shared defaults, so that the same rule has the same threshold on every table.
-_FUTURE = {"tolerance_hours": 1.0}
-_TOO_OLD = {"min_timestamp": "1995-01-01"}
-_VOLUME = {"min_ratio": 0.2, "max_ratio": 5.0, "trailing_days": 28}
-_FRESHNESS = {"max_age_hours": 48.0}
-_KNOWN_IDS = {"max_share": 0.01}
+# Shared defaults, so that the same rule has the same threshold on every table. Typed like
+# ``_c``'s ``**thresholds`` (a narrower value type would make mypy match them to ``severity`` too).
+_FUTURE: dict[str, Any] = {"tolerance_hours": 1.0}
+_TOO_OLD: dict[str, Any] = {"min_timestamp": "1995-01-01"}
+_VOLUME: dict[str, Any] = {"min_ratio": 0.2, "max_ratio": 5.0, "trailing_days": 28}
+_FRESHNESS: dict[str, Any] = {"max_age_hours": 48.0}
+_KNOWN_IDS: dict[str, Any] = {"max_share": 0.01}
 
 
 def _c(table: str, column: str | None, rule: str, severity: str = "error", **thresholds: Any) -> dict[str, Any]:
@@ -229,14 +230,12 @@ QUALITY_CHECKS: dict[str, dict[str, Any]] = {
     "features.not_empty": _c("features", None, "at least {min_rows} customer(s) in the population", min_rows=1),
     "features.customer_id_unique": _c("features", "customer_id", "one row per customer (customer_id unique, not null)"),
     "features.finite": _c("features", None, "every numeric feature is finite (no NaN, no +-inf)"),
-    # --- output (assignments of the run) ---------------------------------------------------
+    # --- output (assignments of the run; the model's own thresholds are the quality gate's) --
     "output.one_segment_per_customer": _c(
         "output", "customer_id", "every population customer has exactly one segment"
     ),
     "output.no_unknown_customers": _c("output", "customer_id", "every assigned customer is in the population"),
     "output.segment_id_not_null": _c("output", "segment_id", "segment_id is never null"),
-    "output.min_segment_share": _c("output", "segment_id", "every segment holds at least min_share of the population"),
-    "output.silhouette": _c("output", None, "silhouette >= min_silhouette"),
 }
 
 _STRUCTURAL_KEYS = frozenset({"table", "column", "rule"})

@@ -311,7 +311,9 @@ def _price_scale(conn: Connection) -> int:
             scale = getattr(col["type"], "scale", None)
             if isinstance(scale, int):
                 return scale
-    return int(contract_transactions.c.unit_price.type.scale or 2)
+    contract_type = contract_transactions.c.unit_price.type
+    assert isinstance(contract_type, sa.Numeric)  # the contract declares unit_price NUMERIC(12, 2)
+    return int(contract_type.scale or 2)
 
 
 def _row_counts(conn: Connection) -> dict[str, int]:

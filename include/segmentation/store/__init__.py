@@ -1,5 +1,20 @@
 """The store subpackage."""
 
+from include.segmentation.settings import DEFAULT_SQLITE_PATH
+from include.segmentation.store.engine import (
+    SCHEMAS,
+    describe,
+    ensure_schemas,
+    get_engine,
+    is_sqlite,
+    sqlite_schema_path,
+    table_exists,
+    ts_param,
+)
+from include.segmentation.store.identifiers import (
+    WarehouseError,
+    validate_identifier,
+)
 from include.segmentation.store.publish import (
     READER_ROLE,
     ensure_published_tables,
@@ -29,25 +44,16 @@ from include.segmentation.store.staging import (
     staging_table,
     write_staging,
 )
-from include.segmentation.store.warehouse import (
-    DEFAULT_SQLITE_PATH,
-    SCHEMAS,
-    WarehouseError,
+from include.segmentation.store.tableio import (
     bulk_insert,
-    connection_to_url,
-    describe,
-    ensure_schemas,
-    get_engine,
-    is_sqlite,
-    parse_airflow_conn_env,
     pg_column_types,
     read_sql,
     read_table,
+)
+from include.segmentation.store.urls import (
+    connection_to_url,
+    parse_airflow_conn_env,
     resolve_url,
-    sqlite_schema_path,
-    table_exists,
-    ts_param,
-    validate_identifier,
 )
 
 __all__ = [

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, text
 
+from include.segmentation.store.engine import is_sqlite
+from include.segmentation.store.identifiers import validate_identifier
 from include.segmentation.store.run_log import upsert_run
 from include.segmentation.store.schema import (
     PUBLISHED_TABLES,
@@ -25,7 +27,6 @@ from include.segmentation.store.schema import (
     ensure_segmentation_tables,
 )
 from include.segmentation.store.staging import StagingNameError, qualified_staging
-from include.segmentation.store.warehouse import is_sqlite, validate_identifier
 
 log = logging.getLogger(__name__)
 

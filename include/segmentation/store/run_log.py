@@ -18,7 +18,7 @@ def _now() -> datetime:
 
 
 def _coerce(row: dict[str, Any], sqlite: bool) -> dict[str, Any]:
-    out = {c: row.get(c) for c in _COLUMNS}
+    out: dict[str, Any] = {c: row.get(c) for c in _COLUMNS}
     for key in ("params", "k_scores"):
         if out[key] is not None and not isinstance(out[key], str):
             out[key] = json.dumps(out[key], sort_keys=True, default=str)

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 from include.segmentation.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from include.segmentation.store.warehouse import ddl_lock, ensure_schemas
+from include.segmentation.store.engine import ddl_lock, ensure_schemas
 
 SCHEMA = "segmentation"
 #: The tables a segmentation run writes (created before the first run).

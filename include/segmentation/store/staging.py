@@ -12,8 +12,9 @@ import pandas as pd
 from sqlalchemy import Column, Connection, Engine, MetaData, Table
 
 from include.segmentation.errors import PermanentError
+from include.segmentation.store.identifiers import validate_identifier
 from include.segmentation.store.schema import SCHEMA
-from include.segmentation.store.warehouse import bulk_insert, read_table, validate_identifier
+from include.segmentation.store.tableio import bulk_insert, read_table
 
 STAGING_SCHEMA = SCHEMA
 PREFIX = "stg_"

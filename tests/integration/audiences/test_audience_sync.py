@@ -100,32 +100,17 @@ def expected_hashes(customers: dict[str, tuple], assignment: dict[str, int], seg
     return out
 
 
-@pytest.fixture
-def meta():
-    with FakeMetaServer() as server:
-        yield server
-
-
-@pytest.fixture
-def google():
-    with FakeGoogleAdsServer() as server:
-        yield server
-
-
 def meta_setup(meta: FakeMetaServer, **overrides):
     audience = Audience(name="champions_meta", segments=("Champions", 1), destination="meta",
                         audience_id="23850000000000001", **overrides)
-    creds = meta_credentials({"password": meta.access_token, "extra": {"base_url": meta.url}})
+    creds = meta_credentials(meta.connection())
     return audience, creds
 
 
 def google_setup(google: FakeGoogleAdsServer, **overrides):
     audience = Audience(name="champions_google", segments=(0, "At risk"), destination="google_ads",
                         audience_id="555", **overrides)
-    creds = google_ads_credentials({"extra": {
-        "developer_token": google.developer_token, "login_customer_id": google.login_customer_id,
-        "customer_id": google.customer_id, "base_url": google.url, "token_url": f"{google.url}/token",
-        **google.oauth}})
+    creds = google_ads_credentials(google.connection())
     return audience, creds
 
 

@@ -35,7 +35,7 @@ def test_benchmark_command_end_to_end(pg_url: str, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "first.json").read_text())
     assert report["warehouse"]["cached"] is False and report["warehouse"]["customers"] == 400
     assert [t["stage"] for t in report["tasks"]] == [
-        "start_run", "validate_raw", "extract", "build_features", "cluster", "quality_gate", "publish"]
+        "start_run", "validate_raw", "extract", "build_features", "cluster", "explain", "quality_gate", "publish"]
     for task in report["tasks"]:
         assert task["wall_seconds"] >= task["stage_seconds"] > 0 and task["peak_rss_mib"] > 50
     s = report["summary"]

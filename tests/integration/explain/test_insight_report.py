@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from include.segmentation.explain import DriftThresholds, InsightError, ReportError, build_insights, render_report
 from include.segmentation.model import NUMERIC_FEATURES
-from include.segmentation.pipeline.stages import run_pipeline
-from include.segmentation.sources import CATEGORIES, create_source_contract, generate_to_warehouse
+from include.segmentation.pipeline import run_pipeline
+from include.segmentation.sources import CATEGORIES
 from include.segmentation.store import get_engine, read_sql
 
 END = date(2024, 6, 30)
@@ -32,7 +32,6 @@ S1 = END  # data up to S1 - 1 day
 S2 = END + timedelta(days=1)
 PARAMS = {"k_min": 3, "k_max": 6}
 WINDOW = 365
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 @dataclass
@@ -46,31 +45,22 @@ def _q(engine: sa.Engine, sql: str, **params) -> pd.DataFrame:
         return read_sql(conn, sql, params)
 
 
+def _publish_two_snapshots(engine: sa.Engine) -> None:
+    """Template preparation (once per session and flavour): publish S1, then S2."""
+    run_pipeline(engine, S1, PARAMS, validate=False)
+    run_pipeline(engine, S2, PARAMS, validate=False)
+
+
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A warehouse with synthetic data and two published snapshots (S1, then S2 = S1 + 1 day)."""
-    admin = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('insight') / 'warehouse.db'}"
-    else:
-        name = f"custseg_test_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    engine = get_engine(url)
-    try:
-        create_source_contract(engine)
-        generate_to_warehouse(engine, customers=1000, days=400, end_date=END, seed=7)
-        run_pipeline(engine, S1, PARAMS, validate=False)
-        run_pipeline(engine, S2, PARAMS, validate=False)
-        yield Published(engine, request.param)
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            admin.dispose()
+def published(request: pytest.FixtureRequest, warehouse_factory: Any) -> Iterator[Published]:
+    """A warehouse of this module's own with synthetic data and two published snapshots (S1, then S2 = S1 + 1 day)."""
+    spec = {"customers": 1000, "days": 400, "end_date": END, "seed": 7, "prepare": _publish_two_snapshots}
+    with warehouse_factory.copied(request.param, **spec) as url:
+        engine = get_engine(url)
+        try:
+            yield Published(engine, request.param)
+        finally:
+            engine.dispose()
 
 
 def _history(engine: sa.Engine, s: date) -> pd.DataFrame:

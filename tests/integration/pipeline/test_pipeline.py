@@ -6,6 +6,7 @@ the quality gate, crash safety of publish, the read-only role, and each bad-inpu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 
 import pandas as pd
@@ -13,9 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.model import ClusteringError
-from include.segmentation.pipeline.stages import EmptyWindowError, ModelRejectedError, run_pipeline
-from include.segmentation.sources import generate_to_warehouse
-from include.segmentation.store import bulk_insert, read_sql
+from include.segmentation.pipeline import EmptyWindowError, ModelRejectedError, run_pipeline
+from include.segmentation.store import bulk_insert, get_engine, read_sql
 
 END = date(2024, 6, 30)
 S = END + timedelta(days=1)
@@ -44,10 +44,12 @@ def _runs(engine) -> pd.DataFrame:
     return _table(engine, "SELECT run_id, snapshot_date, status, message FROM segmentation.segment_runs ORDER BY run_id")
 
 
-@pytest.fixture
-def loaded(engine):
-    generate_to_warehouse(engine, customers=1200, days=400, end_date=END, seed=7)
-    return engine
+@pytest.fixture(params=["sqlite", "postgres"])
+def loaded(request: pytest.FixtureRequest, generated_warehouse: Callable[..., str]) -> Iterator[sa.Engine]:
+    """A warehouse of this test's own with 1,200 generated customers, on each flavour."""
+    engine = get_engine(generated_warehouse(request.param, customers=1200, days=400, end_date=END, seed=7))
+    yield engine
+    engine.dispose()
 
 
 def test_publishes_a_complete_snapshot(loaded) -> None:
@@ -135,16 +137,16 @@ def test_quality_gate_rejects_and_keeps_previous_snapshot(loaded) -> None:
 def test_crash_during_publish_leaves_previous_snapshot(loaded, monkeypatch) -> None:
     run_pipeline(loaded, S - timedelta(days=1), FAST, validate=False)
     before = _published(loaded)
-    import include.segmentation.store.run_log as run_log
+    import include.segmentation.store.publish as publish
 
-    real = run_log.upsert_run
+    real = publish.upsert_run
 
     def crash(conn, row, merge=True):
         if row.get("status") == "published":
             raise RuntimeError("simulated crash after the snapshot rows were written")
         return real(conn, row, merge)
 
-    monkeypatch.setattr(run_log, "upsert_run", crash)
+    monkeypatch.setattr(publish, "upsert_run", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_pipeline(loaded, S, FAST, validate=False)
     monkeypatch.undo()
@@ -224,13 +226,8 @@ def test_identical_feature_vectors_have_no_variance(engine) -> None:
     assert _runs(engine)["status"].tolist() == ["failed"]
 
 
-def test_reader_role_sees_published_tables_only(pg_url) -> None:
-    from include.segmentation.sources import create_source_contract
-    from include.segmentation.store import get_engine
-
-    engine = get_engine(pg_url)
-    create_source_contract(engine)
-    generate_to_warehouse(engine, customers=600, days=400, end_date=END, seed=3)
+def test_reader_role_sees_published_tables_only(generated_warehouse: Callable[..., str]) -> None:
+    engine = get_engine(generated_warehouse("postgres", customers=600, days=400, end_date=END, seed=3))
     run_pipeline(engine, S, FAST, validate=False)
     with engine.connect() as conn:
         conn.exec_driver_sql("SET ROLE segment_reader")

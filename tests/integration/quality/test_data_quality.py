@@ -1,19 +1,18 @@
 """Data quality on real warehouses: clean data passes, each bad input of the issue's catalogue fails.
 
-Every catalogue test starts from a clean synthetic warehouse (generated once per module and cloned:
-``CREATE DATABASE ... TEMPLATE`` on PostgreSQL, a file copy on SQLite), corrupts it one way, runs
-``validate_raw_window`` and checks that the error names the table, column and rule, that example
-rows are masked, and that every result was stored in ``segmentation.quality_results``.
+Every catalogue test starts from a clean synthetic warehouse (``generated_warehouse``: generated once
+per session and cloned, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL, a file copy on SQLite),
+corrupts it one way, runs ``validate_raw_window`` and checks that the error names the table, column
+and rule, that example rows are masked, and that every result was stored in
+``segmentation.quality_results``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,93 +21,28 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.quality import DataQualityError, data_docs_dir, validate_raw_window
-from include.segmentation.sources import generate_to_warehouse
-from include.segmentation.store import get_engine, read_sql, sqlite_schema_path, ts_param
+from include.segmentation.store import get_engine, read_sql, ts_param
 
 END = date(2024, 6, 30)
 S = END + timedelta(days=1)
 WINDOW = 90
 LAST_DAY = S - timedelta(days=1)
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 pytestmark = pytest.mark.postgres
 
 
-def _admin() -> sa.Engine:
-    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-
-def _pg_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _generate(engine: sa.Engine) -> None:
-    generate_to_warehouse(engine, customers=300, days=120, end_date=END, seed=11)
-
-
-@pytest.fixture(scope="module")
-def pg_template() -> Iterator[str]:
-    """A PostgreSQL database with clean synthetic data, used only as a template."""
-    name = f"custseg_test_dqtpl_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        eng = get_engine(_pg_url(name))
-        _generate(eng)
-        eng.dispose()
-        yield name
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
-@pytest.fixture
-def pg_good(pg_template: str) -> Iterator[sa.Engine]:
-    """A fresh copy of the clean PostgreSQL warehouse, dropped afterwards."""
-    name = f"custseg_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
-    eng = get_engine(_pg_url(name))
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("dq_template") / "warehouse.db"
-    eng = get_engine(f"sqlite:///{path}")
-    _generate(eng)
-    eng.dispose()
-    return path
-
-
-@pytest.fixture
-def sqlite_good(sqlite_template: Path, tmp_path: Path) -> Iterator[sa.Engine]:
-    """A fresh copy of the clean SQLite warehouse (main file and its attached schema files)."""
-    target = tmp_path / "warehouse.db"
-    shutil.copy(sqlite_template, target)
-    for schema in ("raw", "segmentation", "evaluation"):
-        src = sqlite_schema_path(sqlite_template, schema)
-        if src.exists():
-            shutil.copy(src, sqlite_schema_path(target, schema))
-    eng = get_engine(f"sqlite:///{target}")
-    yield eng
-    eng.dispose()
-
-
 @pytest.fixture(params=["postgres", "sqlite"])
-def good(request: pytest.FixtureRequest) -> sa.Engine:
-    """The clean warehouse, on each flavour."""
-    return request.getfixturevalue("pg_good" if request.param == "postgres" else "sqlite_good")
+def good(request: pytest.FixtureRequest, generated_warehouse: Callable[..., str]) -> Iterator[sa.Engine]:
+    """A fresh copy of the clean synthetic warehouse, on each flavour (``ONLY_POSTGRES``/``ONLY_SQLITE``
+    narrow a test to one); dropped afterwards, so a test may corrupt it freely."""
+    engine = get_engine(generated_warehouse(request.param, customers=300, days=120, end_date=END, seed=11))
+    yield engine
+    engine.dispose()
+
+
+ONLY_POSTGRES = pytest.mark.parametrize("good", ["postgres"], indirect=True)
+ONLY_SQLITE = pytest.mark.parametrize("good", ["sqlite"], indirect=True)
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -205,25 +139,27 @@ def test_source_without_browsing_events_passes_with_a_warning(good) -> None:
     assert not [r for r in results if r.failed and r.severity == "error"]
 
 
-def test_overrides_are_validated_before_anything_runs(pg_good) -> None:
+@ONLY_POSTGRES
+def test_overrides_are_validated_before_anything_runs(good) -> None:
     with pytest.raises(ValueError, match="unknown data-quality check 'transactions.nope'"):
-        validate_raw_window(pg_good, S, WINDOW, "bad_override", {"transactions.nope": "error"})
+        validate_raw_window(good, S, WINDOW, "bad_override", {"transactions.nope": "error"})
     with pytest.raises(ValueError, match="window_days must be at least 1"):
-        validate_raw_window(pg_good, S, 0, "bad_window")
+        validate_raw_window(good, S, 0, "bad_window")
 
 
 # ------------------------------------------------------------------------------ bad-input catalogue
 
 
-def test_null_customer_id_in_customers_is_an_error_with_masked_examples(pg_good) -> None:
+@ONLY_POSTGRES
+def test_null_customer_id_in_customers_is_an_error_with_masked_examples(good) -> None:
     _exec(
-        pg_good,
+        good,
         "ALTER TABLE raw.customers DROP CONSTRAINT customers_pkey",
         "ALTER TABLE raw.customers ALTER COLUMN customer_id DROP NOT NULL",
         "INSERT INTO raw.customers (customer_id, created_at, email, phone, marketing_consent) "
         "VALUES (NULL, '2024-01-05 10:00:00+00', 'jane.doe@example.com', '+49 170 5550123', false)",
     )
-    exc = _fails(pg_good, "customers.customer_id_not_null", "customers.customer_id", "customer_id is never null")
+    exc = _fails(good, "customers.customer_id_not_null", "customers.customer_id", "customer_id is never null")
     result = _result(exc.results, "customers.customer_id_not_null")
     assert result.observed.startswith("1 customer")
     assert result.examples == [
@@ -233,7 +169,7 @@ def test_null_customer_id_in_customers_is_an_error_with_masked_examples(pg_good)
     # the uniqueness check ran in the warehouse now that no constraint guarantees it, and passed
     assert _result(exc.results, "customers.customer_id_unique").observed == "0 duplicated key value(s)"
     # e-mails and phones never in clear: message, stored results, Data Docs
-    stored = _stored(pg_good, _stored_run(pg_good))
+    stored = _stored(good, _stored_run(good))
     everything = str(exc) + stored.to_json() + "".join(
         p.read_text(errors="ignore") for p in exc.data_docs.parent.rglob("*.html"))
     assert "jane.doe@example.com" not in everything and "5550123" not in everything
@@ -245,15 +181,16 @@ def _stored_run(engine: sa.Engine) -> str:
     return _one(engine, "SELECT run_id FROM segmentation.quality_results ORDER BY checked_at DESC LIMIT 1")["run_id"]
 
 
-def test_duplicate_order_lines(pg_good) -> None:
-    line = _customer_line(pg_good)
+@ONLY_POSTGRES
+def test_duplicate_order_lines(good) -> None:
+    line = _customer_line(good)
     _exec(
-        pg_good,
+        good,
         "ALTER TABLE raw.transactions DROP CONSTRAINT transactions_order_line_key",
         "INSERT INTO raw.transactions SELECT * FROM raw.transactions WHERE order_id = :o AND line_number = :n",
         o=line["order_id"], n=line["line_number"],
     )
-    exc = _fails(pg_good, "transactions.order_line_unique", "transactions.order_id, line_number",
+    exc = _fails(good, "transactions.order_line_unique", "transactions.order_id, line_number",
                  "(order_id, line_number) is unique")
     result = _result(exc.results, "transactions.order_line_unique")
     assert result.observed == "1 duplicated key value(s)"
@@ -270,30 +207,33 @@ def test_negative_unit_price(good) -> None:
     assert [(e["order_id"], e["unit_price"]) for e in result.examples] == [(line["order_id"], -5.0)]
 
 
-def test_negative_unit_price_on_guest_lines_only_warns(pg_good) -> None:
-    _exec(pg_good, "UPDATE raw.transactions SET unit_price = -11062.06 WHERE order_id = (SELECT MIN(order_id) "
+@ONLY_POSTGRES
+def test_negative_unit_price_on_guest_lines_only_warns(good) -> None:
+    _exec(good, "UPDATE raw.transactions SET unit_price = -11062.06 WHERE order_id = (SELECT MIN(order_id) "
                 "FROM raw.transactions WHERE customer_id IS NULL AND ordered_at >= :a)",
-          a=ts_param(pg_good, S - timedelta(days=WINDOW)))
-    results = validate_raw_window(pg_good, S, WINDOW, "guest_price")
+          a=ts_param(good, S - timedelta(days=WINDOW)))
+    results = validate_raw_window(good, S, WINDOW, "guest_price")
     guest = _result(results, "transactions.guest_unit_price_non_negative")
     assert guest.failed and guest.severity == "warning" and guest.examples
     assert _result(results, "transactions.discount_within_line_value").status == "passed"
 
 
-def test_discount_above_line_value(pg_good) -> None:
-    line = _customer_line(pg_good)
-    _exec(pg_good, "UPDATE raw.transactions SET discount = ABS(quantity) * unit_price + 10 "
+@ONLY_POSTGRES
+def test_discount_above_line_value(good) -> None:
+    line = _customer_line(good)
+    _exec(good, "UPDATE raw.transactions SET discount = ABS(quantity) * unit_price + 10 "
                 "WHERE order_id = :o AND line_number = :n", o=line["order_id"], n=line["line_number"])
-    exc = _fails(pg_good, "transactions.discount_within_line_value", "transactions.discount",
+    exc = _fails(good, "transactions.discount_within_line_value", "transactions.discount",
                  "discount <= |quantity| * unit_price")
     assert _result(exc.results, "transactions.discount_within_line_value").examples[0]["order_id"] == line["order_id"]
 
 
-def test_quantity_zero(pg_good) -> None:
-    line = _customer_line(pg_good)
-    _exec(pg_good, "UPDATE raw.transactions SET quantity = 0 WHERE order_id = :o AND line_number = :n",
+@ONLY_POSTGRES
+def test_quantity_zero(good) -> None:
+    line = _customer_line(good)
+    _exec(good, "UPDATE raw.transactions SET quantity = 0 WHERE order_id = :o AND line_number = :n",
           o=line["order_id"], n=line["line_number"])
-    exc = _fails(pg_good, "transactions.quantity_not_zero", "transactions.quantity", "quantity <> 0")
+    exc = _fails(good, "transactions.quantity_not_zero", "transactions.quantity", "quantity <> 0")
     assert _result(exc.results, "transactions.quantity_not_zero").examples[0]["quantity"] == 0
 
 
@@ -315,11 +255,12 @@ def test_timestamps_after_the_cutoff_in_the_future(good) -> None:
     assert result.observed == "1 line (whole table)" and result.examples[0]["order_id"] == line["order_id"]
 
 
-def test_timestamps_absurdly_old(pg_good) -> None:
-    line = _customer_line(pg_good)
-    _exec(pg_good, "UPDATE raw.transactions SET ordered_at = :t WHERE order_id = :o AND line_number = :n",
-          t=ts_param(pg_good, datetime(1970, 1, 1, tzinfo=timezone.utc)), o=line["order_id"], n=line["line_number"])
-    _fails(pg_good, "transactions.ordered_at_not_too_old", "transactions.ordered_at", "ordered_at not before 1995-01-01")
+@ONLY_POSTGRES
+def test_timestamps_absurdly_old(good) -> None:
+    line = _customer_line(good)
+    _exec(good, "UPDATE raw.transactions SET ordered_at = :t WHERE order_id = :o AND line_number = :n",
+          t=ts_param(good, datetime(1970, 1, 1, tzinfo=timezone.utc)), o=line["order_id"], n=line["line_number"])
+    _fails(good, "transactions.ordered_at_not_too_old", "transactions.ordered_at", "ordered_at not before 1995-01-01")
 
 
 def _orphan_lines(engine: sa.Engine, every: int) -> int:
@@ -347,9 +288,10 @@ def test_orphaned_customer_ids_beyond_the_threshold(good) -> None:
     assert result.examples and all(e["customer_id"].startswith("GHOST-") for e in result.examples)
 
 
-def test_orphaned_customer_ids_below_the_threshold_pass(pg_good) -> None:
-    _orphan_lines(pg_good, every=100000)  # a single line
-    results = validate_raw_window(pg_good, S, WINDOW, "one_orphan")
+@ONLY_POSTGRES
+def test_orphaned_customer_ids_below_the_threshold_pass(good) -> None:
+    _orphan_lines(good, every=100000)  # a single line
+    results = validate_raw_window(good, S, WINDOW, "one_orphan")
     known = _result(results, "transactions.customer_ids_known")
     assert known.status == "passed" and 0 < known.observed_value < 0.01
 
@@ -363,9 +305,10 @@ def test_missing_column_is_caught_by_name_before_any_sql_error(good) -> None:
     assert "could not be evaluated" not in str(exc)
 
 
-def test_column_of_the_wrong_type(pg_good) -> None:
-    _exec(pg_good, "ALTER TABLE raw.transactions ALTER COLUMN quantity TYPE text USING quantity::text")
-    exc = _fails(pg_good, "transactions.schema.quantity", "transactions.quantity", "column quantity exists with a integer type")
+@ONLY_POSTGRES
+def test_column_of_the_wrong_type(good) -> None:
+    _exec(good, "ALTER TABLE raw.transactions ALTER COLUMN quantity TYPE text USING quantity::text")
+    exc = _fails(good, "transactions.schema.quantity", "transactions.quantity", "column quantity exists with a integer type")
     assert _result(exc.results, "transactions.schema.quantity").observed == "type TEXT, not a integer type"
 
 
@@ -420,15 +363,17 @@ def test_all_null_column_fails_once_the_source_has_provided_values(good) -> None
     assert _result(exc.results, "transactions.category_populated").observed.startswith("NULL on 100.00% of lines")
 
 
-def test_all_null_column_of_a_source_that_never_had_values_only_warns(pg_good) -> None:
-    _exec(pg_good, "UPDATE raw.transactions SET category = NULL")  # no earlier validation saw a category
-    results = validate_raw_window(pg_good, S, WINDOW, "never_populated")
+@ONLY_POSTGRES
+def test_all_null_column_of_a_source_that_never_had_values_only_warns(good) -> None:
+    _exec(good, "UPDATE raw.transactions SET category = NULL")  # no earlier validation saw a category
+    results = validate_raw_window(good, S, WINDOW, "never_populated")
     cat = _result(results, "transactions.category_populated")
     assert cat.failed and cat.severity == "warning" and "never populated" in cat.observed
 
 
-def test_password_never_leaks(pg_good, caplog) -> None:
-    url = pg_good.url.set(password="s3cr3t-Pw-42")  # trust authentication ignores it; GX must not see it
+@ONLY_POSTGRES
+def test_password_never_leaks(good, caplog) -> None:
+    url = good.url.set(password="s3cr3t-Pw-42")  # trust authentication ignores it; GX must not see it
     engine = get_engine(url)
     line = _customer_line(engine)
     _exec(engine, "UPDATE raw.transactions SET quantity = 0 WHERE order_id = :o AND line_number = :n",
@@ -461,10 +406,11 @@ def test_online_retail_sample_passes_with_documented_warnings(engine) -> None:
     assert json.loads(_stored(engine, "online_retail").query("check_name == @guest.check")["examples"].iloc[0])
 
 
-def test_a_suite_that_cannot_run_is_a_failed_check_not_a_crash(sqlite_good, monkeypatch) -> None:
-    from include.segmentation.quality import data_quality
+@ONLY_SQLITE
+def test_a_suite_that_cannot_run_is_a_failed_check_not_a_crash(good, monkeypatch) -> None:
+    from include.segmentation.quality import raw_window
 
-    real = data_quality._plan_table
+    real = raw_window.plan_table
 
     def broken(table, *args, **kwargs):
         plan = real(table, *args, **kwargs)
@@ -472,11 +418,11 @@ def test_a_suite_that_cannot_run_is_a_failed_check_not_a_crash(sqlite_good, monk
             plan.query = plan.query.replace("FROM raw.transactions t", "FROM raw.no_such_table t")
         return plan
 
-    monkeypatch.setattr(data_quality, "_plan_table", broken)
+    monkeypatch.setattr(raw_window, "plan_table", broken)
     with pytest.raises(DataQualityError) as info:
-        validate_raw_window(sqlite_good, S, WINDOW, "broken_suite")
+        validate_raw_window(good, S, WINDOW, "broken_suite")
     unit_price = _result(info.value.results, "transactions.unit_price_non_negative")
     assert unit_price.failed and unit_price.observed.startswith("could not be evaluated:")
     assert "no_such_table" in unit_price.observed
     assert _result(info.value.results, "browsing_events.event_type_known").status == "passed"
-    assert len(_stored(sqlite_good, "broken_suite")) == len(info.value.results)
+    assert len(_stored(good, "broken_suite")) == len(info.value.results)

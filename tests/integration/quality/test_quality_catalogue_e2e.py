@@ -1,79 +1,47 @@
 """The issue's bad-input catalogue end to end through ``run_pipeline`` on PostgreSQL.
 
-A clean warehouse with a published snapshot (built once, cloned per test with ``CREATE DATABASE
-... TEMPLATE``) is corrupted one way; the next day's run must stop at validation with a message
-naming the problem, be recorded as ``failed_validation`` in ``segment_runs``, and leave every
-published table exactly as it was (the previous snapshot stays current). A tenfold volume spike
-is a warning by default: that run goes on and publishes, with the warning stored.
+A clean warehouse with a published snapshot (``generated_warehouse(..., prepare=_publish)``: built
+once per session, cloned per test with ``CREATE DATABASE ... TEMPLATE``) is corrupted one way; the
+next day's run must stop at validation with a message naming the problem, be recorded as
+``failed_validation`` in ``segment_runs``, and leave every published table exactly as it was (the
+previous snapshot stays current). A tenfold volume spike is a warning by default: that run goes on
+and publishes, with the warning stored.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.segmentation.pipeline.stages import run_pipeline
+from include.segmentation.pipeline import run_pipeline
 from include.segmentation.quality import DataQualityError
-from include.segmentation.sources import generate_to_warehouse
 from include.segmentation.store import get_engine, read_sql, ts_param
 
 PUBLISHED = date(2024, 7, 1)  # the snapshot published before each corruption
 S = PUBLISHED + timedelta(days=1)  # the run that meets the corrupted data
 LAST_DAY = S - timedelta(days=1)
 PARAMS = {"k_min": 3, "k_max": 6, "window_days": 120}
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def _admin() -> sa.Engine:
-    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-
-def _url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-@pytest.fixture(scope="module")
-def published_template() -> Iterator[str]:
-    """Clean synthetic data through day S-1 and a published snapshot for S-1 (validated)."""
-    name = f"custseg_test_dqe2e_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        eng = get_engine(_url(name))
-        generate_to_warehouse(eng, customers=800, days=150, end_date=LAST_DAY, seed=5)
-        out = run_pipeline(eng, PUBLISHED, PARAMS)
-        assert out["current"] is True
-        eng.dispose()
-        yield name
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+def _publish(engine: sa.Engine) -> None:
+    """The template's publish step: a validated snapshot for S-1 (the data ends on S-1)."""
+    out = run_pipeline(engine, PUBLISHED, PARAMS)
+    assert out["current"] is True
 
 
 @pytest.fixture
-def wh(published_template: str) -> Iterator[sa.Engine]:
-    name = f"custseg_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {published_template}")
-    eng = get_engine(_url(name))
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+def wh(generated_warehouse: Callable[..., str]) -> Iterator[sa.Engine]:
+    """A fresh copy of the published warehouse, dropped afterwards."""
+    engine = get_engine(generated_warehouse("postgres", customers=800, days=150, end_date=LAST_DAY, seed=5,
+                                            prepare=_publish))
+    yield engine
+    engine.dispose()
 
 
 def _published_tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
@@ -210,20 +178,22 @@ def test_all_null_column(wh) -> None:
     _assert_stopped(wh, "browsing_events.category_populated", "browsing_events.category", "NULL on 100.00%")
 
 
-def test_volume_spike_can_be_made_an_error_by_a_run_parameter(wh) -> None:
+def _tenfold_last_day(engine: sa.Engine) -> None:
+    """Nine more copies of every line of the last day (order ids suffixed ``-x1`` ... ``-x9``)."""
     copies = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(1, 10))
-    _exec(wh, "INSERT INTO raw.transactions SELECT t.order_id || '-x' || c.k, t.line_number, t.customer_id, t.ordered_at, "
-              f"t.product_id, t.category, t.quantity, t.unit_price, t.discount FROM raw.transactions t CROSS JOIN ({copies}) c "
-              "WHERE t.ordered_at >= :d", d=ts_param(wh, LAST_DAY))
+    _exec(engine, "INSERT INTO raw.transactions SELECT t.order_id || '-x' || c.k, t.line_number, t.customer_id, "
+                  "t.ordered_at, t.product_id, t.category, t.quantity, t.unit_price, t.discount FROM raw.transactions t "
+                  f"CROSS JOIN ({copies}) c WHERE t.ordered_at >= :d", d=ts_param(engine, LAST_DAY))
+
+
+def test_volume_spike_can_be_made_an_error_by_a_run_parameter(wh) -> None:
+    _tenfold_last_day(wh)
     _assert_stopped(wh, "transactions.last_day_volume", "x the trailing 28-day daily average",
                     params={"quality": {"transactions.last_day_volume": "error"}})
 
 
 def test_tenfold_volume_spike_warns_and_the_run_publishes(wh) -> None:
-    copies = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(1, 10))
-    _exec(wh, "INSERT INTO raw.transactions SELECT t.order_id || '-x' || c.k, t.line_number, t.customer_id, t.ordered_at, "
-              f"t.product_id, t.category, t.quantity, t.unit_price, t.discount FROM raw.transactions t CROSS JOIN ({copies}) c "
-              "WHERE t.ordered_at >= :d", d=ts_param(wh, LAST_DAY))
+    _tenfold_last_day(wh)
     out = run_pipeline(wh, S, PARAMS)
     assert out["current"] is True and out["snapshot_date"] == S.isoformat()
     with wh.connect() as conn:

@@ -6,6 +6,7 @@ the same aggregates, customer for customer, and the same guest / anonymous count
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
@@ -14,7 +15,6 @@ import pytest
 from sqlalchemy import text
 
 from include.segmentation.sources import extract as ex
-from include.segmentation.sources import generate_to_warehouse
 from include.segmentation.store import bulk_insert, get_engine, read_sql, read_table
 
 pytestmark = pytest.mark.postgres
@@ -24,12 +24,8 @@ S = END + timedelta(days=1)
 
 
 @pytest.fixture
-def pg_loaded(pg_url: str):
-    from include.segmentation.sources import create_source_contract
-
-    engine = get_engine(pg_url)
-    create_source_contract(engine)
-    generate_to_warehouse(engine, customers=400, days=200, end_date=END, seed=11)
+def pg_loaded(generated_warehouse: Callable[..., str]):
+    engine = get_engine(generated_warehouse("postgres", customers=400, days=200, end_date=END, seed=11))
     # Edge cases the generator may not produce: a customer with only returns, a NULL category,
     # an event without dwell time, a customer unknown to raw.customers, rows exactly on the bounds.
     window = ex.Window(S, 90)

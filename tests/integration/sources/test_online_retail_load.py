@@ -1,17 +1,16 @@
 """Loading the UCI Online Retail file into a real warehouse (PostgreSQL and SQLite).
 
 Small behaviour tests use tests/fixtures/online_retail_small.csv or files written in tmp_path; the
-reference figures of /work/shared/data/online_retail/README.md are reproduced with SQL on one load
-of the real file per warehouse flavour.
+reference figures of ../shared/data/online_retail/README.md are reproduced with SQL on one load
+of the real file per warehouse flavour (``shared_data``: skipped, saying where to get the file, when
+it is not beside the checkout).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,14 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.cli import main as cli_main
-from include.segmentation.sources import contract, create_source_contract, default_path, load_online_retail
+from include.segmentation.sources import contract, create_source_contract, load_online_retail
 from include.segmentation.store import WarehouseError, get_engine, read_sql
 
 ROOT = Path(__file__).resolve().parents[3]
 SMALL = ROOT / "tests" / "fixtures" / "online_retail_small.csv"
+ONLINE_RETAIL = "online_retail/online_retail.csv.gz"  # the real file, beside the checkout (``shared_data``)
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 LINE = "600001,22423,REGENCY CAKESTAND 3 TIER,2,2011-06-01 10:00:00,12.75,15000,France"
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 CLEANED = "customer_id IS NOT NULL AND order_id NOT LIKE 'C%' AND quantity > 0 AND unit_price > 0"
 
 
@@ -237,35 +236,27 @@ def test_cli_loads_refuses_and_replaces(sqlite_url: str, tmp_path: Path, capsys:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def real(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sa.Engine, dict[str, Any]]]:
+def real(
+    request: pytest.FixtureRequest, warehouse_factory, shared_data: Callable[[str], Path]
+) -> Iterator[tuple[sa.Engine, dict[str, Any]]]:
     """One load of the real file per warehouse flavour, into a database of this module's own."""
-    admin = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('online_retail') / 'warehouse.db'}"
-    else:
-        name = f"custseg_test_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    path = shared_data(ONLINE_RETAIL)  # skips (with where to get it) when the file is not beside the checkout
+    url = warehouse_factory.empty(request.param)
     engine = get_engine(url)
     try:
-        stats = load_online_retail(engine, default_path())
+        stats = load_online_retail(engine, path)
         print(f"\nreal Online Retail file loaded into {request.param} in {stats['seconds']} s")
         yield engine, stats
     finally:
         engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            admin.dispose()
+        warehouse_factory.drop(url)
 
 
 @pytest.fixture(scope="module")
-def sub_cent_cleaned_lines() -> dict[int, int]:
+def sub_cent_cleaned_lines(shared_data: Callable[[str], Path]) -> dict[int, int]:
     """Independently of the loader (the README's own pandas recipe): per price scale, how many cleaned
     lines have a positive UnitPrice that rounds half-up to zero at that scale."""
-    df = pd.read_csv(default_path(), dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "Int64"})
+    df = pd.read_csv(shared_data(ONLINE_RETAIL), dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "Int64"})
     cleaned = df[df["CustomerID"].notna() & ~df["InvoiceNo"].str.startswith("C") & (df["Quantity"] > 0) & (df["UnitPrice"] > 0)]
     small = cleaned["UnitPrice"][cleaned["UnitPrice"] < 1]
     return {

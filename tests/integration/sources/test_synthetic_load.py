@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from include.segmentation.cli import main as cli_main
 from include.segmentation.sources import contract, generate_chunk, generate_to_warehouse, synthetic
+from include.segmentation.sources.synthetic import load as synthetic_load
 from include.segmentation.store import WarehouseError, get_engine, read_sql
 
 END = date(2026, 3, 31)
@@ -123,14 +124,14 @@ def test_planted_types_not_in_raw(fresh_engine) -> None:
 
 
 def _fail_on_second_chunk(monkeypatch) -> None:
-    real = synthetic._build_chunk
+    real = synthetic_load.build_chunk
 
     def broken(chunk_index, *args, **kwargs):
         if chunk_index == 1:
             raise RuntimeError("disk on fire")
         return real(chunk_index, *args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "_build_chunk", broken)
+    monkeypatch.setattr(synthetic_load, "build_chunk", broken)
 
 
 def test_failed_load_leaves_empty_warehouse_empty(fresh_engine, monkeypatch) -> None:
@@ -159,12 +160,12 @@ def test_failed_replace_leaves_previous_data(fresh_engine, monkeypatch) -> None:
 
 def test_duplicate_key_mid_load_rolls_back(fresh_engine, monkeypatch) -> None:
     """A chunk that collides with an earlier one (same customer ids) fails in the database itself."""
-    real = synthetic._build_chunk
+    real = synthetic_load.build_chunk
 
     def colliding(chunk_index, first_customer, *args, **kwargs):
         return real(chunk_index, 1 if chunk_index == 1 else first_customer, *args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "_build_chunk", colliding)
+    monkeypatch.setattr(synthetic_load, "build_chunk", colliding)
     with pytest.raises(sa.exc.IntegrityError):
         _load(fresh_engine)
     assert set(_counts(fresh_engine).values()) == {0}

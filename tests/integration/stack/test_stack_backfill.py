@@ -96,7 +96,7 @@ def _run_backfill(stack: LocalStack, reprocess: str) -> dict[str, Any]:
     }
 
 
-# Lineage, not content: every run attempt has its own id (include/segmentation/pipeline/stages.py,
+# Lineage, not content: every run attempt has its own id (include/segmentation/pipeline/,
 # make_run_id), and published rows carry the id of the attempt that published them.
 LINEAGE_COLUMNS = {"run_id", "validation_id", "data_docs"}  # data_docs: a path under the attempt id
 # Append-only logs: a re-run adds its own rows; compared as distinct content. For quality_results

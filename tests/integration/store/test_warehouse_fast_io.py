@@ -15,13 +15,13 @@ import psycopg2.errors
 import pytest
 from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, MetaData, Table, Text
 
-from include.segmentation.store.warehouse import (
-    _binary_payloads,
+from include.segmentation.store import pgcopy
+from include.segmentation.store.engine import ensure_schemas, get_engine
+from include.segmentation.store.pgcopy import binary_payloads
+from include.segmentation.store.tableio import (
     _prepare_frame,
     bulk_insert,
     copy_csv,
-    ensure_schemas,
-    get_engine,
     pg_column_types,
     read_sql,
     read_table,
@@ -87,7 +87,7 @@ def test_binary_copy_writes_what_csv_copy_writes(pg_engine) -> None:
         csv.create(conn)
         types = pg_column_types(conn, "segmentation", "via_binary")
         assert list(types) == list(df.columns)
-        assert _binary_payloads(df, list(types.values())) is not None  # the fast path is really taken
+        assert binary_payloads(df, list(types.values())) is not None  # the fast path is really taken
         assert bulk_insert(conn, "segmentation", "via_binary", df) == len(df)
         payload = _prepare_frame(df, False).to_csv(index=False, header=False, na_rep="\\N", lineterminator="\n")
         copy_csv(conn, "segmentation", "via_csv", list(df.columns), payload)
@@ -110,7 +110,7 @@ def test_bulk_insert_falls_back_to_csv_and_postgres_names_the_bad_value(pg_engin
         with pg_engine.begin() as conn:
             bulk_insert(conn, "segmentation", "fallback", bad)
     odd = pd.DataFrame({"id": [1], "day": ["11/26/2026"], "label": [42]})  # not ISO, not text: CSV path
-    assert _binary_payloads(odd, ["int4", "date", "text"]) is None
+    assert binary_payloads(odd, ["int4", "date", "text"]) is None
     with pg_engine.begin() as conn:
         bulk_insert(conn, "segmentation", "fallback", odd)
     with pg_engine.connect() as conn:
@@ -119,9 +119,7 @@ def test_bulk_insert_falls_back_to_csv_and_postgres_names_the_bad_value(pg_engin
 
 
 def test_binary_copy_chunks_large_frames(pg_engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    import include.segmentation.store.warehouse as wh
-
-    monkeypatch.setattr(wh, "_BINARY_CHUNK_ROWS", 7)
+    monkeypatch.setattr(pgcopy, "_BINARY_CHUNK_ROWS", 7)
     df = _frame(50)
     table = _table("chunked")
     with pg_engine.begin() as conn:

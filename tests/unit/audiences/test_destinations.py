@@ -46,29 +46,15 @@ class Sleeps:
         self.calls.append(seconds)
 
 
-@pytest.fixture
-def meta():
-    with FakeMetaServer() as server:
-        yield server
-
-
-@pytest.fixture
-def google():
-    with FakeGoogleAdsServer() as server:
-        yield server
-
-
 def meta_client(server: FakeMetaServer, sleeps: Sleeps | None = None, attempts: int = 5) -> MetaDestination:
-    creds = meta_credentials({"password": server.access_token, "extra": {"base_url": server.url}})
+    creds = meta_credentials(server.connection())
     policy = RetryPolicy(max_attempts=attempts, backoff_base=0.01, backoff_max=30, timeout=10,
                          sleep=sleeps or Sleeps())
     return MetaDestination(META_AUDIENCE, creds, policy)
 
 
 def google_client(server: FakeGoogleAdsServer, sleeps: Sleeps | None = None, **extra) -> GoogleAdsDestination:
-    conn = {"extra": {"developer_token": server.developer_token, "login_customer_id": "111-222-3333",
-                      "customer_id": server.customer_id, "base_url": server.url,
-                      "token_url": f"{server.url}/token", **server.oauth, **extra}}
+    conn = server.connection(login_customer_id="111-222-3333", **extra)
     policy = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=30, timeout=10, sleep=sleeps or Sleeps())
     return GoogleAdsDestination(GOOGLE_AUDIENCE, google_ads_credentials(conn), policy)
 
@@ -150,7 +136,7 @@ def test_meta_persistent_500_fails_without_leaking_the_token(meta: FakeMetaServe
 
 
 def test_meta_bad_token_is_not_retried(meta: FakeMetaServer) -> None:
-    creds = meta_credentials({"password": "wrong-token", "extra": {"base_url": meta.url}})
+    creds = meta_credentials({**meta.connection(), "password": "wrong-token"})
     client = MetaDestination(META_AUDIENCE, creds, RetryPolicy(sleep=Sleeps()))
     with pytest.raises(DestinationError, match="190"):
         client.send("add", "email", hashes(1))

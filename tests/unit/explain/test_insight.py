@@ -8,15 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.segmentation.explain import describe_segment, humanize_days
-from include.segmentation.explain.insight import (
-    COLUMNS,
+from include.segmentation.explain import (
     INSIGHT_TABLES,
     DriftThresholds,
     InsightError,
-    _check_inputs,
+    describe_segment,
+    humanize_days,
+)
+from include.segmentation.explain.common import COLUMNS
+from include.segmentation.explain.drift import compute_drift
+from include.segmentation.explain.insight import _check_inputs
+from include.segmentation.explain.rules import (
     _path_conditions,
-    compute_drift,
     fit_rules,
     format_rule,
     nice_threshold,

@@ -9,21 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.segmentation.explain.report import (
-    ReportData,
-    _diverging,
-    _nice_ticks,
-    _write_atomic,
-    build_html,
-    esc,
-    fmt_int,
-    fmt_num,
-    fmt_pct,
-    list_reports,
-    report_filename,
-    reports_dir,
-    svg_line_chart,
-)
+from include.segmentation.explain import list_reports, report_filename, reports_dir
+from include.segmentation.explain.report import _write_atomic
+from include.segmentation.explain.report_data import ReportData
+from include.segmentation.explain.report_format import esc, fmt_int, fmt_num, fmt_pct
+from include.segmentation.explain.report_html import build_html
+from include.segmentation.explain.svg import diverging, nice_ticks, svg_line_chart
 from include.segmentation.model import MODEL_FEATURES, NUMERIC_FEATURES
 
 S = date(2024, 6, 1)
@@ -125,9 +116,9 @@ def test_formatting_helpers() -> None:
     assert fmt_pct(0.1234) == "12.3%" and fmt_pct(float("nan")) == "–"
     assert fmt_num(12345.6) == "12,346" and fmt_num(0.1234, 3) == "0.123" and fmt_num(float("inf")) == "–"
     assert esc(None) == "" and esc(float("nan")) == "" and esc("a<b") == "a&lt;b"
-    assert _diverging(0) == "#f7f7f7" and _diverging(5) == "#b2182b" and _diverging(-5) == "#2166ac"
-    assert _diverging(float("nan")) == "#eeeeee"
-    ticks = _nice_ticks(0.31, 0.47)
+    assert diverging(0) == "#f7f7f7" and diverging(5) == "#b2182b" and diverging(-5) == "#2166ac"
+    assert diverging(float("nan")) == "#eeeeee"
+    ticks = nice_ticks(0.31, 0.47)
     assert ticks and all(0.31 <= t <= 0.47 for t in ticks) and len(ticks) <= 6
     assert "no scores recorded" in svg_line_chart([(2, float("nan"))], "Silhouette by k")
     assert svg_line_chart([(2, 0.3)], "one point").startswith("<svg")

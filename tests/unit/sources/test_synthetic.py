@@ -14,14 +14,12 @@ from include.segmentation.sources.synthetic import (
     COLUMNS,
     PLANTED_TYPES,
     TYPE_SHARES,
-    _build_chunk,
-    _csv_payload,
-    _fast_events,
-    _fast_transactions,
-    _string_columns,
     generate_chunk,
     validate_arguments,
 )
+from include.segmentation.sources.synthetic.chunk import build_chunk
+from include.segmentation.sources.synthetic.encode import csv_payload, string_columns
+from include.segmentation.sources.synthetic.payload import fast_events, fast_transactions
 
 END = date(2026, 11, 25)
 S = pd.Timestamp("2026-11-26", tz="UTC")
@@ -344,13 +342,13 @@ def _features(f: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def test_fast_payloads_equal_reference_formatting() -> None:
-    ch = _build_chunk(2, 1001, 400, DAYS, END, 5)
-    cols = _string_columns(ch)
-    assert _fast_transactions(ch) == _csv_payload(cols["transactions"]).encode()
-    assert _fast_events(ch) == _csv_payload(cols["browsing_events"]).encode()
+    ch = build_chunk(2, 1001, 400, DAYS, END, 5)
+    cols = string_columns(ch)
+    assert fast_transactions(ch) == csv_payload(cols["transactions"]).encode()
+    assert fast_events(ch) == csv_payload(cols["browsing_events"]).encode()
     # the payload holds what the frames hold
     frames = generate_chunk(2, 1001, 400, DAYS, END, 5)
-    lines = _fast_events(ch).decode().splitlines()
+    lines = fast_events(ch).decode().splitlines()
     assert len(lines) == len(frames["browsing_events"])
     first = lines[0].split(",")
     row = frames["browsing_events"].iloc[0]

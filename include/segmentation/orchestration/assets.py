@@ -1,0 +1,8 @@
+"""The Assets the DAGs exchange: one definition, imported by the producer and the consumers."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+#: Updated when a run publishes a snapshot that consumers' ``customer_segments`` shows.
+PUBLISHED_SEGMENTS = Asset(name="segmentation.customer_segments", uri="warehouse://segmentation/customer_segments")

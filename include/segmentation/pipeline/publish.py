@@ -1,0 +1,71 @@
+"""The last stages: the quality gate refuses a weak model; publish makes the snapshot current atomically."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from include.segmentation.model import quality_gate
+from include.segmentation.pipeline.run import ModelRejectedError, guard, snapshot_of
+from include.segmentation.pipeline.types import ClusterResult, ExplainResult, GateResult, PublishResult, RunContext
+from include.segmentation.quality import validate_output
+from include.segmentation.store import drop_staging, mark_run, publish_snapshot, read_staging, staging_table
+from include.segmentation.store.staging import qualified
+
+log = logging.getLogger("include.segmentation")
+
+
+def gate_stage(engine: Engine, run: RunContext, clustered: ClusterResult) -> GateResult:
+    """Refuse to publish a weak model (recorded as 'rejected'), then check the staged output."""
+    p = run["params"]
+    shares = {int(k): v for k, v in clustered["shares"].items()}
+    gate = quality_gate(clustered["scores"], shares, p["min_silhouette"], p["min_segment_share"])
+    if not gate.passed:
+        message = "model rejected: " + "; ".join(gate.reasons)
+        mark_run(engine, run["run_id"], "rejected", message)
+        raise ModelRejectedError(message)
+
+    def output_checks() -> None:
+        staged = read_staging(engine, clustered["assignments_table"], ["customer_id", "segment_id"])
+        population = read_staging(engine, clustered["features_table"], ["customer_id"])["customer_id"]
+        validate_output(
+            engine,
+            staged.set_index("customer_id")[["segment_id"]],
+            pd.Index(population),
+            snapshot_of(run),
+            run["run_id"],
+        )
+
+    guard(engine, run, "gate", output_checks)
+    return {"passed": True}
+
+
+def staged_tables(clustered: ClusterResult, explained: ExplainResult) -> dict[str, str]:
+    """Every staging table of the run by kind: what publish copies into the published tables."""
+    return {
+        "assignments": clustered["assignments_table"],
+        "features": clustered["features_table"],
+        **explained["staged"],
+    }
+
+
+def publish_stage(
+    engine: Engine, run: RunContext, clustered: ClusterResult, explained: ExplainResult, gate: GateResult
+) -> PublishResult:
+    """Publish the staged snapshot in one transaction, then drop the run's staging tables."""
+
+    def go() -> PublishResult:
+        if not gate["passed"]:
+            raise ModelRejectedError("the quality gate did not pass; nothing to publish")
+        s = snapshot_of(run)
+        staged = staged_tables(clustered, explained)
+        message = "; ".join([*clustered["notes"], *explained["notes"]]) or None
+        out = publish_snapshot(engine, s, run["run_id"], staged, {"message": message})
+        with engine.begin() as conn:
+            drop_staging(conn, [*staged.values(), qualified(staging_table("aggregates", s))])
+        log.info("publish: %s (current=%s) %s", out["snapshot_date"], out["current"], out["rows"])
+        return PublishResult(snapshot_date=out["snapshot_date"], current=out["current"], rows=out["rows"])
+
+    return guard(engine, run, "publish", go)

@@ -1,0 +1,61 @@
+"""What the stages hand each other: small, JSON-serialisable, typed records (never DataFrames).
+
+They travel through Airflow's XCom as plain dicts, so they are TypedDicts: a type checker sees every
+key, and Airflow needs no custom serialiser.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class RunContext(TypedDict):
+    """Every stage's first argument: which attempt, which snapshot date, with which parameters."""
+
+    run_id: str
+    snapshot_date: str  # ISO date S: the run reads data before S 00:00 UTC
+    params: dict[str, Any]  # resolved by include.segmentation.params.resolve_params
+
+
+class ValidationResult(TypedDict):
+    checks: int
+    warnings: list[str]  # names of checks that failed with severity 'warning'
+
+
+class ExtractResult(TypedDict):
+    aggregates_table: str  # segmentation.stg_aggregates_<S>
+    population: int
+    excluded_guest_lines: int
+    excluded_anonymous_events: int
+    window_start: str
+    cutoff: str
+
+
+class FeaturesResult(TypedDict):
+    features_table: str  # segmentation.stg_features_<S>
+    population: int
+
+
+class ClusterResult(TypedDict):
+    assignments_table: str  # segmentation.stg_assignments_<S>
+    features_table: str
+    scores: dict[str, Any]  # silhouette, davies_bouldin, calinski_harabasz, k, algorithm, outliers, ...
+    shares: dict[str, float]  # segment id -> share of customers
+    names: dict[str, str]  # segment id -> name
+    centroids: dict[str, dict[str, float]]  # segment id -> model feature -> centre (transformed, unscaled)
+    notes: list[str]
+
+
+class ExplainResult(TypedDict):
+    staged: dict[str, str]  # kind (profiles, rules, transitions, drift, top_products) -> staging table
+    notes: list[str]
+
+
+class GateResult(TypedDict):
+    passed: bool
+
+
+class PublishResult(TypedDict):
+    snapshot_date: str
+    current: bool  # True when customer_segments now shows this snapshot
+    rows: dict[str, int]  # published table -> rows written
