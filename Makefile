@@ -21,7 +21,8 @@ test: setup
 	@bash scripts/install_browser.sh
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
-	@$(PY) -m pytest tests
+	@$(PY) -m pytest tests -m "not stack and not browser" -n $(WORKERS) --dist worksteal
+	@$(PY) -m pytest tests -m "stack or browser"
 
 test-fast: setup
 	@bash scripts/pg_up.sh

@@ -617,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end-date", type=date.fromisoformat, default=date(2026, 11, 25), help="last generated day")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--window-days", type=int, default=365)
+    p.add_argument("--params", default="{}", help="JSON object of further run parameters (e.g. min_population)")
     p.add_argument("--rebuild", action="store_true", help="replace --db if it holds other data")
     p.add_argument("--naive", choices=("auto", "yes", "no"), default="auto",
                    help=f"run the naive reference (auto: up to {NAIVE_MAX_CUSTOMERS:,} customers)")
@@ -636,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = args.end_date + timedelta(days=1)
     from include.segmentation.params import resolve_params
 
-    params = resolve_params({"window_days": args.window_days})
+    run_params = {**json.loads(args.params), "window_days": args.window_days}
+    params = resolve_params(run_params)
     log_dir = Path(tempfile.mkdtemp(prefix=f"pipeline_scale_{size}_"))
     print(f"logs of the task processes: {log_dir}", file=sys.stderr)
 
@@ -652,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     print("floor (before the run) ...", file=sys.stderr, flush=True)
     floor_before = measure_floor(url, snapshot, args.window_days)
     print(f"pipeline run on {describe(get_engine(url))}, snapshot {snapshot}", file=sys.stderr, flush=True)
-    tasks = run_pipeline_tasks(url, snapshot, {"window_days": args.window_days}, log_dir)
+    tasks = run_pipeline_tasks(url, snapshot, run_params, log_dir)
     print("floor (after the run) ...", file=sys.stderr, flush=True)
     floor = best_floor(floor_before, measure_floor(url, snapshot, args.window_days))
     print("extract statements one by one (CPU time) ...", file=sys.stderr, flush=True)

@@ -36,7 +36,7 @@ from include.segmentation.orchestration.assets import PUBLISHED_SEGMENTS
     dag_id="audience_sync",
     description="Push consented, hashed customers of the published segments to ad platforms and files",
     schedule=[PUBLISHED_SEGMENTS],
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),  # scheduled by the Asset; any date can be triggered
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

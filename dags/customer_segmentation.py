@@ -49,16 +49,18 @@ def _run(stage: str, *args):
 
 
 def _on_failure(context) -> None:
-    from include.segmentation.orchestration.alerts import notify_failure
+    """The failure alert (an Airflow notifier, built here so parsing stays light); add provider
+    notifiers beside it in ``on_failure_callback``, e.g. ``[_on_failure, SlackNotifier(...)]``."""
+    from include.segmentation.orchestration.alerts import SegmentationFailureNotifier
 
-    notify_failure(context)
+    SegmentationFailureNotifier()(context)
 
 
 @dag(
     dag_id="customer_segmentation",
     description="Daily customer segments from the warehouse: validate, featurise, cluster, explain, gate, publish",
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),  # any snapshot the data supports; catchup off
     catchup=False,
     max_active_runs=2,
     max_active_tasks=4,
@@ -69,7 +71,7 @@ def _on_failure(context) -> None:
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(hours=1),
-        "on_failure_callback": _on_failure,
+        "on_failure_callback": [_on_failure],
     },
     tags=["segmentation", "customers", "daily"],
     params=dag_params(),
@@ -123,10 +125,19 @@ def customer_segmentation():
         """Refuse a weak model; check the staged output."""
         return _run("gate_stage", run, clustered)
 
-    @task(outlets=[PUBLISHED_SEGMENTS])
+    @task
     def publish(run: dict, clustered: dict, explained: dict, gate: dict) -> dict:
         """Publish the snapshot atomically; customer_segments follows the newest snapshot only."""
         return _run("publish_stage", run, clustered, explained, gate)
+
+    @task(outlets=[PUBLISHED_SEGMENTS])
+    def announce(published: dict) -> None:
+        """Emit the published-segments Asset event only when customer_segments now shows this snapshot
+        (a backfilled older date does not change it: skipped, so no event and no audience sync)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not published.get("current"):
+            raise AirflowSkipException("customer_segments unchanged: an older snapshot, no Asset event")
 
     @task(retries=1)
     def report(run: dict, published: dict) -> str:
@@ -144,6 +155,7 @@ def customer_segmentation():
     explained >> gate
     published = publish(run, clustered, explained, gate)
     report(run, published)
+    announce(published)
 
 
 customer_segmentation()

@@ -3,6 +3,9 @@
 # run the daily customer_segmentation DAG for the latest day, and print the segments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The demo's report, Data Docs and audience files go to artifacts/demo/, apart from the local stack's
+# artifacts/ (Browse -> Segment report), so `make demo` never overwrites the stack's report.
+export SEGMENTATION_ARTIFACTS_DIR="${DEMO_ARTIFACTS_DIR:-$PWD/artifacts/demo}"
 source scripts/airflow_env.sh
 WAREHOUSE_FILE="${WAREHOUSE_FILE:-$ROOT/data/warehouse.db}"
 CUSTOMERS="${DEMO_CUSTOMERS:-5000}"
@@ -29,4 +32,5 @@ fi
 echo "==> 4/4 published segments (schema segmentation in $WAREHOUSE_FILE)"
 python -m include.segmentation.cli summary
 echo
+echo "Report and Data Docs: $SEGMENTATION_ARTIFACTS_DIR/reports/latest.html, $SEGMENTATION_ARTIFACTS_DIR/data_docs/"
 echo "Query them: sqlite3 -cmd \"ATTACH '${WAREHOUSE_FILE%.db}.segmentation.db' AS segmentation\" $WAREHOUSE_FILE 'SELECT segment_name, COUNT(*) FROM segmentation.customer_segments GROUP BY 1'"

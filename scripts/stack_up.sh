@@ -116,7 +116,7 @@ EOF
   log "migrating the Airflow metadata database $CUSTSEG_META_DB"
   "$AIRFLOW" db migrate > "$CUSTSEG_RUN_DIR/db-migrate.log" 2>&1 || { tail -n 30 "$CUSTSEG_RUN_DIR/db-migrate.log" >&2; die "airflow db migrate failed"; }
   "$AIRFLOW" pools set "$CUSTSEG_POOL" "$CUSTSEG_POOL_SLOTS" \
-    "Caps concurrent tasks that query the warehouse (backfills queue here)" > "$CUSTSEG_RUN_DIR/pools.log" 2>&1 \
+    "For your own tasks that query the warehouse (pool=warehouse); the segmentation DAG does not use it" > "$CUSTSEG_RUN_DIR/pools.log" 2>&1 \
     || { tail -n 20 "$CUSTSEG_RUN_DIR/pools.log" >&2; die "could not create pool $CUSTSEG_POOL"; }
   log "pool $CUSTSEG_POOL: $CUSTSEG_POOL_SLOTS slots"
 
@@ -166,6 +166,37 @@ EOF
     die "not healthy after ${HEALTH_TIMEOUT}s ($status); logs in $CUSTSEG_RUN_DIR"
   fi
   sleep 2
+done
+
+# New DAGs start paused (AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION): a paused customer_segmentation
+# never runs its schedule and a paused audience_sync never runs on the published-segments Asset.
+# Unpause both once the dag-processor has registered them (CUSTSEG_UNPAUSE_DAGS="" keeps them paused).
+UNPAUSE_DAGS="${CUSTSEG_UNPAUSE_DAGS-customer_segmentation audience_sync}"
+UNPAUSE_TIMEOUT="${CUSTSEG_UNPAUSE_TIMEOUT:-180}"
+for dag_id in $UNPAUSE_DAGS; do
+  deadline=$((SECONDS + UNPAUSE_TIMEOUT))
+  # `airflow dags unpause` succeeds silently for a DAG not registered yet: wait for its row first.
+  until "$PY" - "$dag_id" > "$CUSTSEG_RUN_DIR/unpause-$dag_id.log" 2>&1 <<'EOF'
+import os, sys
+from sqlalchemy import create_engine, text
+engine = create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+try:
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM dag WHERE dag_id = :d"), {"d": sys.argv[1]}).first()
+finally:
+    engine.dispose()
+sys.exit(0 if found else 1)
+EOF
+  do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 20 "$CUSTSEG_RUN_DIR/unpause-$dag_id.log" >&2 || true
+      die "could not unpause $dag_id within ${UNPAUSE_TIMEOUT}s (not parsed yet? see $CUSTSEG_RUN_DIR/dag-processor.log)"
+    fi
+    sleep 3
+  done
+  "$AIRFLOW" dags unpause "$dag_id" >> "$CUSTSEG_RUN_DIR/unpause-$dag_id.log" 2>&1 \
+    || { tail -n 20 "$CUSTSEG_RUN_DIR/unpause-$dag_id.log" >&2; die "airflow dags unpause $dag_id failed"; }
+  log "unpaused $dag_id"
 done
 
 cat <<EOF

@@ -110,6 +110,8 @@ class LocalStack:
         env.update(
             {
                 "CUSTSEG_STACK_DIR": str(self.state_dir),
+                # The tests drive the DAGs themselves: keep them paused so no scheduled run interferes.
+                "CUSTSEG_UNPAUSE_DAGS": "",
                 "CUSTSEG_PORT": str(self.port),
                 "CUSTSEG_META_DB": self.meta_db,
                 "CUSTSEG_WAREHOUSE_DB": self.warehouse_db,

@@ -73,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    run_params: dict | None = None
+    if args.command == "run":
+        # The DAG's spec, checked before anything touches the warehouse: a bad parameter exits 2 at
+        # once, naming it, and leaves no segment_runs row.
+        from include.segmentation.params import resolve_params
+
+        try:
+            given = json.loads(args.params)
+            if not isinstance(given, dict):
+                raise ValueError(f"--params must be a JSON object, got {args.params!r}")
+            run_params = resolve_params(given)
+        except ValueError as exc:  # ParamsError and JSONDecodeError are ValueErrors
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     from include.segmentation.store import WarehouseError, describe, get_engine
 
     try:
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             from include.segmentation.pipeline import run_pipeline
 
-            result = run_pipeline(engine, args.date, json.loads(args.params))
+            result = run_pipeline(engine, args.date, run_params)
             print(json.dumps(result, default=str, indent=2))
         elif args.command == "summary":
             from include.segmentation.explain import segments_summary

@@ -20,3 +20,8 @@ class PermanentError(SegmentationError):
 
 class ParamsError(PermanentError, ValueError):
     """A run parameter is unknown, of the wrong type or out of range (named in the message)."""
+
+
+class TooSmallToSegmentError(PermanentError, ValueError):
+    """The population is below ``min_population``, or too small for ``k_min`` segments of
+    ``min_segment_size`` customers: the run is rejected and the previous snapshot stays current."""

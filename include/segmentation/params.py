@@ -47,6 +47,12 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("min_segment_share", 0.02, "number", "Minimum segment share",
               "Quality gate: a model with a segment holding less than this share of customers is not published.",
               0, 0.5),
+    ParamSpec("min_population", 500, "integer", "Smallest population",
+              "Runs with fewer customers than this in the window are rejected as too small to segment; "
+              "the previous segments stay current.", 1, 10_000_000),
+    ParamSpec("min_segment_size", 50, "integer", "Smallest segment (customers)",
+              "Each segment should hold at least this many customers: the number of segments is capped "
+              "accordingly, and a run too small for the fewest segments is rejected.", 1, 10_000_000),
     ParamSpec("random_seed", 42, "integer", "Random seed",
               "Fixes the model's random choices, so re-running a date gives the same segments.", 0, 2**31 - 1),
     ParamSpec("outlier_method", "distance", "string", "Outlier rule",

@@ -9,7 +9,7 @@ import pytest
 
 TASKS = [
     "start_run", "validate_raw", "extract", "build_features", "wait_for_earlier_snapshots",
-    "cluster", "explain", "quality_gate", "publish", "report",
+    "cluster", "explain", "quality_gate", "publish", "report", "announce",
 ]
 
 
@@ -38,9 +38,10 @@ def test_customer_segmentation_shape(dag) -> None:
     assert "quality_gate" in upstream["publish"] and "publish" in upstream["report"]
     # Every task runs after start_run, and report is the only end.
     assert all("start_run" in dag.get_task(t).get_flat_relative_ids(upstream=True) for t in TASKS[1:])
-    assert [t.task_id for t in dag.leaves] == ["report"]
-    publish = dag.get_task("publish")
-    assert [o.name for o in publish.outlets] == ["segmentation.customer_segments"]
+    assert sorted(t.task_id for t in dag.leaves) == ["announce", "report"]
+    assert "publish" in upstream["announce"]
+    assert not dag.get_task("publish").outlets  # only announce emits, and only for the newest snapshot
+    assert [o.name for o in dag.get_task("announce").outlets] == ["segmentation.customer_segments"]
     for tid in ("start_run", "extract", "build_features", "cluster", "explain", "publish"):
         assert dag.get_task(tid).retries >= 1, tid
     assert dag.get_task("validate_raw").retries == 0 and dag.get_task("quality_gate").retries == 0

@@ -167,9 +167,46 @@ def validate_audience(a: Audience) -> Audience:
     return a
 
 
-# The audiences this deployment keeps in step. The default needs no account: it writes the
-# hashed members of every segment to files (artifacts/audiences/). See docs/audience_sync.md for
-# Meta and Google Ads examples.
+# The segment names a snapshot can publish (the naming vocabulary of model/identity.py, in its order;
+# audiences may not import model, a unit test keeps the two lists equal). Segments that fit no
+# vocabulary name get a composite name ("High value · active · repeat buyers"): target those by
+# segment id or name in your own definitions.
+SEGMENT_NAMES: tuple[str, ...] = (
+    "Window shoppers", "Champions", "Loyal", "New customers", "Bargain hunters", "Lapsing",
+    "One-time buyers", "Active",
+)
+
+
+def audience_name_for(segment_name: str) -> str:
+    """The default audience name of a segment: ``"One-time buyers"`` -> ``one_time_buyers_file``."""
+    return re.sub(r"[^a-z0-9]+", "_", segment_name.lower()).strip("_") + "_file"
+
+
+def per_segment_audiences(segment_names: Iterable[str] = SEGMENT_NAMES, enabled: bool = False) -> tuple[Audience, ...]:
+    """One ``file`` audience per segment name (Customer Match layout, mirror mode)."""
+    return tuple(
+        Audience(
+            name=audience_name_for(seg),
+            segments=(seg,),
+            destination="file",
+            identifiers=("email", "phone"),
+            mode="mirror",
+            file_layout="google_ads",
+            enabled=enabled,
+            description=f"Segment {seg!r}, hashed, as Customer Match upload files",
+        )
+        for seg in segment_names
+    )
+
+
+# The audiences this deployment keeps in step. The defaults need no account: they write hashed
+# members to files (artifacts/audiences/). `all_segments_file` (every segment) syncs after every
+# publish. The per-segment audiences (`champions_file`, `lapsing_file`, ... one per segment name)
+# are ready to target one segment: name them in the audience_sync trigger form's `audiences`
+# field or `cli sync-audiences --audiences champions_file`. They are not synced on every publish
+# (`enabled=False`) because a snapshot publishes only the names its segments earn, and an audience
+# whose segment is not in the snapshot fails its sync rather than empty the audience; enable the
+# ones you rely on in $SEGMENTATION_AUDIENCES_FILE. See docs/audience_sync.md for Meta and Google Ads.
 AUDIENCES: tuple[Audience, ...] = (
     Audience(
         name="all_segments_file",
@@ -180,6 +217,7 @@ AUDIENCES: tuple[Audience, ...] = (
         file_layout="google_ads",
         description="Every published segment, hashed, as Customer Match upload files",
     ),
+    *per_segment_audiences(),
 )
 
 _FIELDS = {f.name for f in fields(Audience)}

@@ -10,17 +10,19 @@ for the sources):
   and lower-cased; for ``gmail.com`` / ``googlemail.com`` every ``.`` in the local part is removed
   and a ``+suffix`` is cut off; phone in E.164 with the leading ``+``.
 
-Hashes are SHA-256 of the UTF-8 bytes, lower-case hex (64 characters). National phone formats are
-turned into international ones with the customer's country (calling code, trunk prefix and length
-of the national number, from a small table of the countries the data has). Values that cannot be
-normalised are *invalid*: they are counted, never sent, and never logged.
+Hashes are SHA-256 of the UTF-8 bytes, lower-case hex (64 characters). Phone numbers are parsed
+with ``phonenumbers`` (Google's libphonenumber metadata, every country): national formats become
+international ones with the customer's country (calling code, trunk prefix, international dialling
+prefix, possible lengths). Values that cannot be normalised are *invalid*: they are counted, never
+sent, and never logged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+
+import phonenumbers
 
 from include.segmentation.errors import SegmentationError
 
@@ -36,41 +38,8 @@ _NON_DIGITS = re.compile(r"\D")
 _WHITESPACE = re.compile(r"\s+")
 
 
-@dataclass(frozen=True)
-class CountryPhonePlan:
-    """What national phone numbers of one country look like."""
-
-    calling_code: str
-    trunk_prefix: str
-    nsn_min: int
-    nsn_max: int
-
-
-def _plan(cc: str, trunk: str, lo: int, hi: int | None = None) -> CountryPhonePlan:
-    return CountryPhonePlan(cc, trunk, lo, hi if hi is not None else lo)
-
-
-# ISO 3166-1 alpha-2 -> numbering plan (ITU-T E.164 calling codes; trunk prefix dropped in
-# international format; length of the national significant number).
-PHONE_PLANS: dict[str, CountryPhonePlan] = {
-    "US": _plan("1", "1", 10), "CA": _plan("1", "1", 10),
-    "GB": _plan("44", "0", 9, 10), "JE": _plan("44", "0", 9, 10), "GG": _plan("44", "0", 9, 10),
-    "IM": _plan("44", "0", 9, 10), "IE": _plan("353", "0", 7, 9), "DE": _plan("49", "0", 6, 13),
-    "FR": _plan("33", "0", 9), "ES": _plan("34", "", 9), "IT": _plan("39", "", 6, 11),
-    "NL": _plan("31", "0", 9), "BE": _plan("32", "0", 8, 9), "LU": _plan("352", "", 4, 11),
-    "CH": _plan("41", "0", 9), "AT": _plan("43", "0", 4, 13), "PT": _plan("351", "", 9),
-    "SE": _plan("46", "0", 7, 9), "NO": _plan("47", "", 8), "DK": _plan("45", "", 8),
-    "FI": _plan("358", "0", 5, 12), "IS": _plan("354", "", 7), "PL": _plan("48", "", 9),
-    "CZ": _plan("420", "", 9), "GR": _plan("30", "", 10), "CY": _plan("357", "", 8),
-    "MT": _plan("356", "", 8), "LT": _plan("370", "8", 8), "AU": _plan("61", "0", 9),
-    "NZ": _plan("64", "0", 8, 10), "JP": _plan("81", "0", 9, 10), "SG": _plan("65", "", 8),
-    "HK": _plan("852", "", 8), "CN": _plan("86", "0", 10, 11), "IN": _plan("91", "0", 10),
-    "IL": _plan("972", "0", 8, 9), "AE": _plan("971", "0", 8, 9), "SA": _plan("966", "0", 9),
-    "BH": _plan("973", "", 8), "LB": _plan("961", "0", 7, 8), "ZA": _plan("27", "0", 9),
-    "BR": _plan("55", "0", 10, 11), "MX": _plan("52", "", 10),
-}
-
-# Other spellings seen in customer data (ISO alpha-3, English names, UCI Online Retail names).
+# Countries are ISO 3166-1 alpha-2 codes of any region phonenumbers knows, or one of these other
+# spellings seen in customer data (ISO alpha-3, English names, UCI Online Retail names).
 COUNTRY_ALIASES: dict[str, str] = {
     "USA": "US", "UNITED STATES": "US", "UNITED STATES OF AMERICA": "US", "CAN": "CA", "CANADA": "CA",
     "GBR": "GB", "UK": "GB", "UNITED KINGDOM": "GB", "GREAT BRITAIN": "GB", "ENGLAND": "GB", "SCOTLAND": "GB",
@@ -105,7 +74,7 @@ def country_code(country: str | None) -> str | None:
     if not country or not isinstance(country, str):
         return None
     key = _WHITESPACE.sub(" ", country.strip().upper())
-    if key in PHONE_PLANS:
+    if key in phonenumbers.SUPPORTED_REGIONS:
         return key
     return COUNTRY_ALIASES.get(key)
 
@@ -137,33 +106,33 @@ def normalize_email(value: str | None, platform: str) -> str | None:
 def to_e164_digits(value: str | None, country: str | None) -> str | None:
     """Country code + national significant number as digits, or None when not a usable number.
 
-    ``+`` or ``00`` (``011`` in North America) mark an international number; anything else is
-    read as a national number of ``country`` (its trunk prefix, e.g. the leading 0, is dropped).
+    ``+`` or ``00`` mark an international number (and the country's own international prefix, e.g.
+    ``011`` in North America); anything else is read as a national number of ``country`` (its
+    trunk prefix, e.g. the leading 0, is dropped; Italy keeps its leading 0). The number must have
+    a possible length for its country (``phonenumbers.is_possible_number``).
     """
     if value is None or not isinstance(value, str):
         return None
     text = value.strip()
-    if not text or not _PHONE_CHARS.match(text):
+    if not text or not _PHONE_CHARS.match(text):  # letters ("ext 4", "call me") are not guessed away
         return None
     digits = _NON_DIGITS.sub("", text)
-    code = country_code(country)
-    plan = PHONE_PLANS.get(code) if code else None
+    region = country_code(country)
     if text.startswith("+"):
-        number = digits
-    elif digits.startswith("00"):
-        number = digits[2:]
-    elif plan is not None and plan.calling_code == "1" and digits.startswith("011"):
-        number = digits[3:]
+        candidate, region = "+" + digits, None
+    elif digits.startswith("00") and region is None:
+        candidate = "+" + digits[2:]
+    elif region is None:
+        return None  # a national number without a (known) country
     else:
-        if plan is None:
-            return None
-        nsn = digits
-        trunk = plan.trunk_prefix
-        if trunk and nsn.startswith(trunk) and len(nsn) - len(trunk) >= plan.nsn_min:
-            nsn = nsn[len(trunk):]
-        if not plan.nsn_min <= len(nsn) <= plan.nsn_max:
-            return None
-        number = plan.calling_code + nsn
+        candidate = digits
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.is_possible_number_with_reason(parsed) != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return None
+    number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
     if not 7 <= len(number) <= 15 or number.startswith("0"):
         return None
     return number

@@ -5,6 +5,13 @@ Reads the latest published snapshot (``segmentation.customer_segments``) joined 
 count; their e-mails/phones are normalised by the destination platform's rules and hashed
 (:mod:`include.segmentation.audiences.identifiers`). Invalid identifiers are counted, not sent.
 No clear-text identifier leaves this module.
+
+What is read is validated, not trusted: ``raw.customers`` may be a bring-your-own-data view with no
+primary key. A customer id that appears more than once is one customer (counted once); if its rows
+disagree on consent (or consent is NULL) the consent is ambiguous and ambiguous consent is no
+consent; if they agree on consent but carry different identifiers, none of them is sent (we cannot
+tell which is the customer's). Both are counted (``duplicate_customers``, ``ambiguous_consent``,
+``ambiguous_identifiers``) and reported in the sync run's message.
 """
 
 from __future__ import annotations
@@ -44,6 +51,19 @@ class Membership:
     eligible: int = 0
     invalid: dict[str, int] = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)
+    duplicate_customers: int = 0  # customer ids with more than one row in raw.customers
+    ambiguous_consent: int = 0  # of those, rows disagreeing on consent: treated as no consent
+    ambiguous_identifiers: int = 0  # consenting, but rows disagreeing on e-mail/phone/country: not sent
+
+    def data_notes(self) -> str | None:
+        """What was wrong with the input, for the sync run's message (None when nothing was)."""
+        if not self.duplicate_customers:
+            return None
+        return (
+            f"raw.customers: {self.duplicate_customers} customer id(s) appear more than once; "
+            f"{self.ambiguous_consent} with conflicting or missing consent were treated as not consenting, "
+            f"{self.ambiguous_identifiers} with conflicting identifiers were not sent"
+        )
 
 
 def latest_snapshot(conn: Connection) -> str:
@@ -91,7 +111,7 @@ def build_membership(conn: Connection, audience: Audience) -> Membership:
     if not audience.include_outliers:
         where.append("s.is_outlier = :no")
     sql = (
-        "SELECT c.email, c.phone, c.country, c.marketing_consent "
+        "SELECT s.customer_id, c.email, c.phone, c.country, c.marketing_consent "
         "FROM segmentation.customer_segments s LEFT JOIN raw.customers c ON c.customer_id = s.customer_id"
         + (" WHERE " + " AND ".join(where) if where else "")
     )
@@ -106,9 +126,22 @@ def build_membership(conn: Connection, audience: Audience) -> Membership:
         params["no"] = False
     m = Membership(snapshot_date=snapshot, invalid=dict.fromkeys(audience.identifiers, 0),
                    missing=dict.fromkeys(audience.identifiers, 0))
-    for email, phone, country, consent in conn.execute(stmt, params):
+    rows_of: dict[Any, list[tuple[Any, Any, Any, Any]]] = {}
+    for customer_id, email, phone, country, consent in conn.execute(stmt, params):
+        rows_of.setdefault(customer_id, []).append((email, phone, country, consent))
+    for rows in rows_of.values():
         m.in_segments += 1
-        if not consent:
+        if len(rows) > 1:
+            m.duplicate_customers += 1
+            if len({_consent(r[3]) for r in rows}) > 1 or any(r[3] is None for r in rows):
+                m.ambiguous_consent += 1
+                m.no_consent += 1
+                continue
+            if len(set(rows)) > 1 and _consent(rows[0][3]):
+                m.ambiguous_identifiers += 1
+                continue
+        email, phone, country, consent = rows[0]
+        if not _consent(consent):
             m.no_consent += 1
             continue
         got = False
@@ -125,14 +158,24 @@ def build_membership(conn: Connection, audience: Audience) -> Membership:
             got = True
         if got:
             m.eligible += 1
+    if m.duplicate_customers:
+        log.warning("audience %s: %s", audience.name, m.data_notes())
     return m
+
+
+def _consent(value: Any) -> bool:
+    """Only an explicit true is consent (NULL, false, 0 are not)."""
+    return value is True or (isinstance(value, int) and not isinstance(value, bool) and value == 1)
 
 
 def withdrawn_consent(conn: Connection, audience: Audience) -> set[Key]:
     """Hashes of customers without marketing consent (removed even in add-only mode)."""
     out: set[Key] = set()
     rows = conn.execute(
-        text("SELECT email, phone, country FROM raw.customers WHERE marketing_consent = :no"), {"no": False}
+        # NULL consent (a view without NOT NULL) is no consent either; a duplicated customer id with one
+        # non-consenting row is withdrawn as well (ambiguous consent is no consent).
+        text("SELECT email, phone, country FROM raw.customers WHERE COALESCE(marketing_consent, :no) = :no"),
+        {"no": False},
     )
     for email, phone, country in rows:
         for kind in audience.identifiers:

@@ -147,7 +147,11 @@ def sync_audience(
             "to_add": len(diff.adds),
             "to_remove": len(diff.removes),
         }
-        summary.update(counts, invalid_by_kind=dict(membership.invalid))
+        input_notes = membership.data_notes()  # duplicated customer ids and what was done with them
+        summary.update(counts, invalid_by_kind=dict(membership.invalid),
+                       duplicate_customers=membership.duplicate_customers,
+                       ambiguous_consent=membership.ambiguous_consent,
+                       ambiguous_identifiers=membership.ambiguous_identifiers)
         log.info(
             "audience %s (%s, %s): snapshot %s, %d in segments, %d without consent, %d eligible, %d hashed ids, "
             "%d invalid %s; to add %d, to remove %d (%d for withdrawn consent), accepted so far %d",
@@ -167,7 +171,8 @@ def sync_audience(
         )
         if dry_run:
             _update_run(engine, run_id, **counts, added=0, removed=0, failed=0, retried=0, status="dry_run",
-                        finished_at=utc_now(), message="dry run: nothing sent" + (f"; {guard}" if too_many else ""))
+                        finished_at=utc_now(), message="dry run: nothing sent" + (f"; {guard}" if too_many else "")
+                        + (f"; {input_notes}" if input_notes else ""))
             summary.update(status="dry_run", added=0, removed=0, failed=0, retried=0)
             return summary
         if too_many:
@@ -210,6 +215,8 @@ def sync_audience(
         status = "partial" if failed else "success"
         message = (f"{failed} identifier(s) rejected by the destination; they are retried by the next run"
                    if failed else None)
+        if input_notes:
+            message = f"{message}; {input_notes}" if message else input_notes
         _update_run(engine, run_id, added=added, removed=removed, failed=failed, status=status, finished_at=utc_now(),
                     match_figures=json.dumps(figures, default=str, sort_keys=True), message=message)
         summary.update(status=status, added=added, removed=removed, failed=failed, retried=retried)

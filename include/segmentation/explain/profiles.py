@@ -74,39 +74,62 @@ def _recency(days: float) -> str:
     return f"last bought {humanize_days(days)} ago"
 
 
+def _rate(count: float, active_days: float, window_days: int, unit: str) -> str:
+    """A count over the customer's own active time: '9 orders in 365 days' or '2 orders in 5 weeks'."""
+    days = max(min(float(active_days), float(window_days)), 1.0)
+    noun = unit if round(count, 1) == 1 else unit + "s"
+    if days >= window_days:
+        return _per_year(count, window_days, unit) if window_days >= 365 else f"{_fmt_count(count)} {noun} in {window_days} days"
+    return f"{_fmt_count(count)} {noun} in {humanize_days(days)} since first seen"
+
+
 def describe_segment(
     median: pd.Series,
     population_median: pd.Series,
     window_days: int = 365,
     favourite: tuple[str, float] | None = None,
 ) -> str:
-    """One line a marketer can read, from the segment's medians (original units).
+    """One line a marketer can read, from the segment's medians (original units), true of its median member.
 
-    e.g. 'spend 4.2x the median (1,250), bought in the last 2 weeks, 9 orders a year, loves
-    Electronics (2.1x)'. ``favourite`` is the segment's most over-represented category and its lift.
+    Counts are over the customer's own active time (the window, or less when first seen later), spend
+    carries its period, and a segment that did not buy says so instead of showing fill values, e.g.
+    'spend 4.2x the median: 1,250 (store currency) in a year, bought in the last 2 weeks, 9 orders a year,
+    P(alive) 92%, 2.1 purchases expected in the next 90 days, over-index on Electronics (2.1x)'.
     """
     parts: list[str] = []
     pop_m = float(population_median.get("monetary", 0.0))
     monetary = float(median["monetary"])
+    period = "a year" if window_days == 365 else f"{window_days} days"
+    active = float(median.get("tenure_days", window_days))
     if median["frequency"] == 0:
-        parts.append("no purchase in the last year" if window_days == 365 else f"no purchase in {window_days} days")
+        parts.append(f"no purchase in the last {'year' if window_days == 365 else f'{window_days} days'}")
     else:
+        amount = f"{_fmt_money(monetary)} (store currency) in {period}"
         if pop_m > 0 and monetary > 0:
-            parts.append(f"spend {_fmt_ratio(monetary / pop_m)} the median ({_fmt_money(monetary)})")
+            parts.append(f"spend {_fmt_ratio(monetary / pop_m)} the median: {amount}")
         else:
-            parts.append(f"spend {_fmt_money(monetary)} each")
+            parts.append(f"spend {amount}")
         parts.append(_recency(float(median["recency_days"])))
-        parts.append(_per_year(float(median["frequency"]), window_days, "order"))
-    if median["sessions"] > 0:
-        parts.append(_per_year(float(median["sessions"]), window_days, "session"))
+        parts.append(_rate(float(median["frequency"]), active, window_days, "order"))
+    if median.get("sessions", 0) > 0:
+        parts.append(_rate(float(median["sessions"]), active, window_days, "session"))
+    elif median["frequency"] == 0:
+        parts.append("no recorded browsing")
     if median["frequency"] == 0 and median.get("cart_abandonment_rate", 0) >= 0.5:
         parts.append(f"abandon {median['cart_abandonment_rate']:.0%} of carts")
-    if median["discount_share"] >= 0.1:
+    if median.get("discount_share", 0) >= 0.1:
         parts.append(f"{median['discount_share']:.0%} of spend discounted")
     if median.get("return_rate", 0) >= 0.1:
         parts.append(f"return {median['return_rate']:.0%} of what they buy")
-    if median["tenure_days"] <= 60:
-        parts.append(f"joined {humanize_days(median['tenure_days'])} ago")
+    p_alive = median.get("p_alive", np.nan)
+    if median["frequency"] > 0 and pd.notna(p_alive):
+        parts.append(f"P(alive) {float(p_alive):.0%}")
+        expected = median.get("expected_purchases_90d", np.nan)
+        if pd.notna(expected):
+            parts.append(f"{_fmt_count(float(expected))} purchases expected in the next 90 days")
+        value = median.get("predicted_value_12m", np.nan)
+        if pd.notna(value):
+            parts.append(f"predicted 12-month value {_fmt_money(float(value))}")
     if favourite is not None:
         parts.append(f"over-index on {favourite[0]} ({_fmt_ratio(favourite[1])})")
     return ", ".join(parts)
@@ -120,6 +143,7 @@ def build_profiles(
     snapshot_date: date,
     run_id: str,
     window_days: int = 365,
+    name_fidelity: dict[int, float] | None = None,
 ) -> pd.DataFrame:
     """One row per segment: size, share, description, centroid and feature means/medians (JSON)."""
     numeric = features[list(NUMERIC_FEATURES)]
@@ -128,6 +152,9 @@ def build_profiles(
     medians = grouped.median()
     sizes = pd.Series(segment_of).value_counts().sort_index()
     pop_median = numeric.median()
+    buyers = numeric["frequency"] > 0
+    if buyers.any():
+        pop_median["monetary"] = numeric.loc[buyers, "monetary"].median()  # 'the median' = the median buyer
     rows = []
     for seg_id in sorted(names):
         rows.append(
@@ -143,6 +170,7 @@ def build_profiles(
                 "feature_medians": json.dumps({k: _clean(v) for k, v in medians.loc[seg_id].items()}, sort_keys=True),
                 "top_categories": None,
                 "run_id": run_id,
+                "name_fidelity": None if name_fidelity is None else float(name_fidelity.get(seg_id, np.nan)),
             }
         )
     return pd.DataFrame(rows)

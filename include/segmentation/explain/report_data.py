@@ -8,6 +8,7 @@ model features, projected to two anonymous dimensions: no customer id reaches ``
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import date
@@ -101,7 +102,17 @@ def _sample(conn: Any, snapshot_date: date, n: int, sample_size: int) -> pd.Data
     )
 
 
-def _project(sample: pd.DataFrame) -> tuple[pd.DataFrame, tuple[float, float]]:
+def _run_weights(run: dict[str, Any]) -> np.ndarray:
+    """The weights the run's model used (``segment_runs.effective_weights``), else the default balance."""
+    raw = run.get("effective_weights")
+    if isinstance(raw, str) and raw.strip():
+        stored = json.loads(raw)
+        if set(MODEL_FEATURES) <= set(stored):
+            return np.array([float(stored[f]) for f in MODEL_FEATURES])
+    return model_weights()
+
+
+def _project(sample: pd.DataFrame, weights: np.ndarray | None = None) -> tuple[pd.DataFrame, tuple[float, float]]:
     """PCA of the sample in the space k-means saw (standardised, family-weighted): x, y, segment_id."""
     if len(sample) < 3:
         return pd.DataFrame(columns=["x", "y", "segment_id"]), (float("nan"), float("nan"))
@@ -111,7 +122,7 @@ def _project(sample: pd.DataFrame) -> tuple[pd.DataFrame, tuple[float, float]]:
     for c in MODEL_FEATURES:
         sample[c] = pd.to_numeric(sample[c], errors="coerce").astype("float64")
     X = np.nan_to_num(transform_for_model(sample).to_numpy())
-    Z = StandardScaler().fit_transform(X) * model_weights()
+    Z = StandardScaler().fit_transform(X) * (model_weights() if weights is None else weights)
     pca = PCA(n_components=2, random_state=0).fit(Z)
     xy = pca.transform(Z)
     projection = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "segment_id": sample["segment_id"].astype(int)})
@@ -131,7 +142,7 @@ def load_report_data(engine: Engine, snapshot_date: date, sample_size: int = PRO
         top_products = _read_if_exists(conn, "segment_top_products", snapshot_date)
         n, population = _population(conn, snapshot_date)
         sample = _sample(conn, snapshot_date, n, sample_size)
-    projection, explained = _project(sample)
+    projection, explained = _project(sample, _run_weights(run))
     return ReportData(
         snapshot_date=snapshot_date,
         run=run,

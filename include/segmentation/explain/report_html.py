@@ -100,6 +100,18 @@ def _k_section(data: ReportData) -> str:
     )
 
 
+def _fidelity(r: Any) -> str:
+    """Share of the segment's members who meet its name's definition ('–' before fidelity was recorded)."""
+    value = getattr(r, "name_fidelity", None)
+    return "–" if value is None or pd.isna(value) else fmt_pct(float(value), 0)
+
+
+def _lifetime(r: Any, feature: str, digits: int) -> str:
+    """The segment's median of a lifetime-model output, '–' when the model was not fitted."""
+    value = json.loads(r.feature_medians).get(feature)
+    return "–" if value is None else fmt_num(float(value), digits)
+
+
 def _segments_section(data: ReportData, colors: dict[int, str]) -> str:
     """Segment sizes as bars, then one row per segment: name, size, share, description, top categories."""
     p = data.profiles
@@ -113,10 +125,13 @@ def _segments_section(data: ReportData, colors: dict[int, str]) -> str:
     rows = [
         f"<tr>{_seg_cell(str(int(r.segment_id)), colors[int(r.segment_id)])}"
         f"<td><b>{esc(r.segment_name)}</b></td><td class=num>{int(r.size):,}</td><td class=num>{fmt_pct(r.share)}"
-        f"</td><td>{esc(r.description)}</td><td>{esc(', '.join(map(str, _json_list(r.top_categories))))}</td></tr>"
+        f"</td><td class=num>{_fidelity(r)}</td><td class=num>{_lifetime(r, 'expected_purchases_90d', 2)}</td>"
+        f"<td class=num>{_lifetime(r, 'predicted_value_12m', 0)}</td>"
+        f"<td>{esc(r.description)}</td><td>{esc(', '.join(map(str, _json_list(r.top_categories))))}</td></tr>"
         for r in p.itertuples(index=False)
     ]
-    head = _ths("id", "name", "customers", "share", "profile", "top categories (revenue)")
+    head = _ths("id", "name", "customers", "share", "name fidelity", "expected purchases (90 days, median)",
+                "predicted 12-month value (median)", "profile", "top categories (revenue)")
     return _section("segments", "Segments", bars + _table(head, rows))
 
 
@@ -360,6 +375,12 @@ def _kpis(data: ReportData) -> str:
         ("rules macro F1", fmt_pct(run.get("rules_macro_f1"))),
         ("outliers", fmt_int(run.get("outliers"))),
     ]
+    if not is_missing(run.get("min_name_fidelity")):
+        kpis.append(("lowest name fidelity", fmt_pct(run.get("min_name_fidelity"), 0)))
+    lifetime = run.get("lifetime_model")
+    if has_text(lifetime):
+        model = json.loads(str(lifetime))
+        kpis.append(("BG/NBD r · α · a · b", " · ".join(fmt_num(model.get(k), 3) for k in ("r", "alpha", "a", "b"))))
     n_warn = len(_drift_warnings(data.drift))
     if n_warn:
         kpis.append(("drift warnings", str(n_warn)))

@@ -10,10 +10,12 @@ over-represented category.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import text
 
 from include.segmentation.explain.common import InsightError
 from include.segmentation.explain.profiles import describe_segment
@@ -25,6 +27,11 @@ DEFAULT_TOP_N = 10
 DEFAULT_MIN_BUYERS = 3  # an item needs this many buyers in the segment to be ranked by lift
 PROFILE_TOP_CATEGORIES = 5
 FAVOURITE_MIN_LIFT = 1.3  # a category is mentioned in the description from this lift on
+#: One customer's revenue on one item counts at most CONTRIBUTION_CAP_FACTOR x the 99th percentile
+#: of all customer-item revenues of the window (see ``contribution_cap``), so that one extreme
+#: customer (a unit price of 1e9, a quantity of 1e8) cannot make an item the segment's top lift.
+CONTRIBUTION_CAP_QUANTILE = 0.99
+CONTRIBUTION_CAP_FACTOR = 50.0
 
 _ITEM_SQL = """
 WITH a AS (SELECT customer_id, segment_id FROM {staged}),
@@ -35,14 +42,22 @@ lines AS (
     JOIN a ON a.customer_id = t.customer_id
     WHERE t.ordered_at >= :start AND t.ordered_at < :cutoff AND t.quantity > 0
 ),
+per_customer AS (
+    SELECT segment_id, customer_id, item, MAX(category) AS category, SUM(net) AS net
+    FROM lines GROUP BY segment_id, customer_id, item
+),
+capped AS (
+    SELECT segment_id, customer_id, item, category, CASE WHEN net > :cap THEN :cap ELSE net END AS net
+    FROM per_customer
+),
 seg_size AS (SELECT segment_id, COUNT(*) AS n FROM a GROUP BY segment_id),
-seg_rev AS (SELECT segment_id, SUM(net) AS total FROM lines GROUP BY segment_id),
+seg_rev AS (SELECT segment_id, SUM(net) AS total FROM capped GROUP BY segment_id),
 seg_item AS (
     SELECT segment_id, item, MAX(category) AS category, SUM(net) AS revenue, COUNT(DISTINCT customer_id) AS buyers
-    FROM lines WHERE item IS NOT NULL GROUP BY segment_id, item
+    FROM capped WHERE item IS NOT NULL GROUP BY segment_id, item
 ),
-pop_item AS (SELECT item, SUM(net) AS revenue FROM lines WHERE item IS NOT NULL GROUP BY item),
-pop_rev AS (SELECT SUM(net) AS total FROM lines),
+pop_item AS (SELECT item, SUM(net) AS revenue FROM capped WHERE item IS NOT NULL GROUP BY item),
+pop_rev AS (SELECT SUM(net) AS total FROM capped),
 scored AS (
     SELECT s.segment_id, s.item, s.category, s.revenue, s.buyers,
            s.revenue * 1.0 / NULLIF(r.total, 0) AS revenue_share,
@@ -71,6 +86,33 @@ WHERE rank_revenue <= :top_n OR (rank_lift <= :top_n AND buyers >= :min_buyers A
 # Only these two fixed expressions ever reach the template (no configuration does).
 _ITEM_EXPR = {"category": "t.category", "product": "t.product_id"}
 
+_CONTRIBUTIONS_SQL = """
+SELECT SUM(t.quantity * t.unit_price - t.discount) AS net
+FROM raw.transactions t JOIN (SELECT customer_id FROM {staged}) a ON a.customer_id = t.customer_id
+WHERE t.ordered_at >= :start AND t.ordered_at < :cutoff AND t.quantity > 0
+GROUP BY t.customer_id, {item}
+"""
+
+
+def contribution_cap(conn: Any, staged: str, window: Window, item_type: str) -> float:
+    """The most one customer's revenue on one item may count for in shares and lifts.
+
+    ``CONTRIBUTION_CAP_FACTOR`` x the ``CONTRIBUTION_CAP_QUANTILE`` of the window's customer-item
+    revenues (the data's own scale, so a normal customer is never capped), at least 1.
+    """
+    inner = _CONTRIBUTIONS_SQL.format(staged=staged, item=_ITEM_EXPR[item_type])
+    params = window.params(conn)
+    q = CONTRIBUTION_CAP_QUANTILE
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(text(f"SELECT percentile_disc({q}) WITHIN GROUP (ORDER BY net) FROM ({inner}) c"),
+                             params).scalar()
+    else:
+        n = int(conn.execute(text(f"SELECT COUNT(*) FROM ({inner}) c"), params).scalar() or 0)
+        value = None if n == 0 else conn.execute(
+            text(f"SELECT net FROM ({inner}) c ORDER BY net LIMIT 1 OFFSET {int(q * (n - 1))}"), params).scalar()
+    scale = float(value) if value is not None and math.isfinite(float(value)) else 0.0
+    return max(scale, 1.0) * CONTRIBUTION_CAP_FACTOR
+
 
 def top_items(
     conn: Any,
@@ -88,12 +130,15 @@ def top_items(
     (1.0 = bought like everyone else; 2.0 = twice as much of the segment's spend goes to it), so a
     segment that buys more of everything does not over-index on everything. Only items with at
     least ``min_buyers`` buyers in the segment are ranked by lift; ``penetration`` (buyers / segment
-    size) says how widespread the item is in the segment.
+    size) says how widespread the item is in the segment. Each customer's revenue on an item is
+    capped at ``contribution_cap`` (50 x the 99th percentile of customer-item revenues) before
+    revenues, shares and lifts are summed, so one implausible customer cannot dominate a ranking.
     """
     if item_type not in _ITEM_EXPR:
         raise InsightError(f"segment_top_products.item_type must be one of {sorted(_ITEM_EXPR)}, got {item_type!r}")
     sql = _ITEM_SQL.format(staged=staged, item=_ITEM_EXPR[item_type])
-    df = read_sql(conn, sql, {**window.params(conn), "top_n": int(top_n), "min_buyers": int(min_buyers)})
+    cap = contribution_cap(conn, staged, window, item_type)
+    df = read_sql(conn, sql, {**window.params(conn), "top_n": int(top_n), "min_buyers": int(min_buyers), "cap": cap})
     for col in ("revenue", "revenue_share", "penetration", "lift"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     for col in ("segment_id", "buyers", "rank_revenue", "rank_lift"):

@@ -19,6 +19,8 @@ Every random choice uses ``seed``: the same input gives the same output.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,8 @@ from sklearn.preprocessing import StandardScaler
 
 from include.segmentation.errors import PermanentError
 from include.segmentation.model.scoring import score_labels
+
+log = logging.getLogger("include.segmentation")
 
 DBSCAN_MAX_ROWS = 200_000
 
@@ -139,6 +143,7 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None
     best: tuple[float, int] | None = None
     search_fits: dict[int, tuple[KMeans | MiniBatchKMeans, np.ndarray, np.ndarray]] = {}
     for k in range(cfg.k_min, k_max + 1):
+        started = time.perf_counter()
         model, inliers, search_labels = search_fits[k] = _fit_k(Zs, k, cfg)
         if len(np.unique(search_labels)) < 2:
             continue
@@ -149,6 +154,7 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None
              "min_share": float(shares.min())}
         )
         k_scores.append(sc)
+        log.info("k=%d silhouette=%.4f elapsed %.1f s", k, sc["silhouette"], time.perf_counter() - started)
         if best is None or sc["silhouette"] > best[0] + 1e-12:
             best = (sc["silhouette"], k)
     if best is None:

@@ -60,18 +60,76 @@ FEATURES: tuple[Feature, ...] = (
     Feature("view_to_purchase", "share", "none", True, "0", "orders / product views (capped at 1)", "browsing"),
     Feature("avg_dwell_seconds", "seconds", "log1p", True, "0", "mean dwell time per event", "browsing"),
     Feature("age", "years", "none", False, "NaN (age band 'unknown')", "S year - birth year"),
+    Feature("p_alive", "probability", "none", False, "empty: no purchase in the window or model not fitted",
+            "BG/NBD probability that the customer is still active at S"),
+    Feature("expected_purchases_90d", "purchase days", "none", False,
+            "empty: no purchase in the window or model not fitted",
+            "BG/NBD expected purchase occasions (distinct days) in the 90 days after S"),
+    Feature("predicted_value_12m", "currency", "none", False, "empty: no purchase in the window or model not fitted",
+            "BG/NBD expected occasions in the next 365 days x Gamma-Gamma expected spend per occasion"),
 )
+# Profile features that may be empty (NaN): not checked for finiteness, never model inputs.
+NULLABLE_FEATURES: tuple[str, ...] = ("age", "p_alive", "expected_purchases_90d", "predicted_value_12m")
 MODEL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.model)
-# Family balance: after standardising, each model feature is weighted 1/sqrt(size of its family),
-# so value, timing and browsing each contribute the same total variance to the distance, and
-# browsing is further damped (x0.7) because it is noisier and optional in many warehouses.
+# Family balance: after standardising, each model feature that varies in the run's population is
+# weighted FAMILY_EMPHASIS[family] / sqrt(number of varying features of its family), so value, timing
+# and browsing each contribute the same total variance to the distance, and browsing is further
+# damped (x0.7) because it is noisier and optional in many warehouses. A feature that is constant in
+# the run (absent from the source: no categories, discounts, returns or browsing) contributes nothing;
+# its family's weight is spread over the family's varying features; a family with no varying feature
+# drops out (``effective_weights``).
 FAMILY_EMPHASIS: dict[str, float] = {"value": 1.0, "timing": 1.0, "browsing": 0.7}
+# A feature "varies" when more than this share of customers differ from its most common value.
+MIN_VARYING_SHARE = 0.005
+# Weight passed to the model for a feature that does not vary: its standardised column is (almost)
+# zero everywhere, so it contributes nothing; a tiny positive weight keeps centroids invertible.
+_SILENT_WEIGHT = 1e-6
 
 
 def model_weights() -> np.ndarray:
-    """Per-model-feature weights applied after standardisation (see ``FAMILY_EMPHASIS``)."""
+    """Per-model-feature weights when every feature varies (see ``FAMILY_EMPHASIS``)."""
     fams = [f.family for f in FEATURES if f.model]
     return np.array([FAMILY_EMPHASIS[fam] / np.sqrt(fams.count(fam)) for fam in fams])
+
+
+def effective_weights(transformed: pd.DataFrame) -> tuple[dict[str, float], dict[str, str]]:
+    """Weight of every model feature in this run's population, and why features/families were dropped.
+
+    ``transformed`` is ``transform_for_model``'s output. Returns (feature -> effective weight,
+    feature or ``family:<name>`` -> reason); a weight of 0 means the feature contributes nothing.
+    """
+    model = [f for f in FEATURES if f.model]
+    varying: dict[str, bool] = {}
+    dropped: dict[str, str] = {}
+    n = len(transformed)
+    for f in model:
+        col = transformed[f.name].to_numpy("float64") if f.name in transformed else np.array([])
+        if n == 0 or col.size == 0:
+            varying[f.name] = False
+            dropped[f.name] = "absent from the source"
+            continue
+        values, counts = np.unique(np.round(col, 12), return_counts=True)
+        differ = 1.0 - counts.max() / n
+        varying[f.name] = len(values) > 1 and differ > MIN_VARYING_SHARE
+        if not varying[f.name]:
+            dropped[f.name] = (f"constant ({values[counts.argmax()]:.4g} for every customer)" if len(values) == 1
+                               else f"almost constant ({differ:.2%} of customers differ from the most common value)")
+    weights: dict[str, float] = {}
+    for fam in FAMILY_EMPHASIS:
+        members = [f.name for f in model if f.family == fam]
+        live = [m for m in members if varying[m]]
+        if not live:
+            dropped[f"family:{fam}"] = "no feature of the family varies in this population"
+        for m in members:
+            weights[m] = float(FAMILY_EMPHASIS[fam] / np.sqrt(len(live))) if m in live else 0.0
+    return weights, dropped
+
+
+def weights_array(weights: dict[str, float]) -> np.ndarray:
+    """The weights in ``MODEL_FEATURES`` order, a zero replaced by a negligible positive weight."""
+    return np.array([weights[name] if weights[name] > 0 else _SILENT_WEIGHT for name in MODEL_FEATURES])
+
+
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 CATEGORICAL_FEATURES: tuple[str, ...] = ("age_band", "gender", "country")
 
@@ -150,6 +208,7 @@ def build_features(aggregates: pd.DataFrame, snapshot_date: date, window_days: i
             "view_to_purchase": _safe_div(orders, product_views).clip(0, 1),
             "avg_dwell_seconds": _safe_div(_num(agg, "dwell_seconds_total"), _num(agg, "dwell_events")),
             "age": age.astype("float64"),
+            **{name: np.nan for name in ("p_alive", "expected_purchases_90d", "predicted_value_12m")},
             "age_band": _age_band(age),
             "gender": agg["gender"].fillna("unknown").astype(str),
             "country": agg["country"].fillna("unknown").astype(str),

@@ -1,9 +1,15 @@
 """Failure notifications for the segmentation DAG: always logged, optionally POSTed to a webhook.
 
-The DAG's ``on_failure_callback`` calls :func:`notify_failure` with the Airflow context (task-level
-or DAG-level). The alert names the DAG, run, task, try and the error type, with a redacted, short
-error message: e-mail addresses, phone numbers, credentials in URLs and ``password=``/``token=``
-values are masked, because exception texts (SQL parameters, connection errors) can carry them.
+The alert is an Airflow notifier, :class:`SegmentationFailureNotifier` (an ``airflow.sdk.BaseNotifier``),
+so provider notifiers (``SlackNotifier``, ``SmtpNotifier``, ``MSTeamsNotifier`` ...) plug in beside it:
+``on_failure_callback=[SegmentationFailureNotifier(), SlackNotifier(...)]``. The DAG's
+``on_failure_callback`` builds it lazily (DAG parsing stays light); :func:`notify_failure` is the same
+thing as a plain function. The alert names the DAG, run, task, try and the error type, with a
+redacted, short error message: e-mail addresses, phone numbers, credentials in URLs and
+``password=``/``token=`` values are masked, because exception texts (SQL parameters, connection
+errors) can carry them. An error that is not retried, a permanent one (``AirflowFailException``, what
+the task wrapper raises for a ``PermanentError``) or one on the last try, says "not retried: ..."
+instead of "(try 1/3)".
 
 Where alerts go:
 - always: the log (logger ``include.segmentation.orchestration.alerts``, level ERROR), i.e. the task's log in Airflow;
@@ -27,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from airflow.sdk import BaseNotifier
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +82,33 @@ class FailureAlert:
     error_type: str | None
     error: str | None
     log_url: str | None
+    permanent: bool = False  # AirflowFailException: a retry cannot fix it, so the task is never retried
+
+    @property
+    def retried(self) -> bool | None:
+        """False when this failure is final (permanent, or no retries left); None when unknown."""
+        if self.permanent:
+            return False
+        if self.try_number and self.max_tries is not None:
+            return self.try_number <= self.max_tries
+        return None
+
+    @property
+    def tries(self) -> str:
+        """`` (try 1/3)`` while retries remain; ``, not retried: ...`` when this failure is final."""
+        if self.permanent:
+            return ", not retried: permanent error (a retry gives the same answer)"
+        if self.retried is False:
+            return f", not retried: no retries left (try {self.try_number}/{(self.max_tries or 0) + 1})"
+        if self.try_number and self.max_tries is not None:
+            return f" (try {self.try_number}/{self.max_tries + 1})"
+        return ""
 
     @property
     def text(self) -> str:
         """One human-readable line (Slack-style ``text``)."""
         where = f"task {self.task_id}" if self.task_id else "DAG run"
-        tries = f" (try {self.try_number}/{self.max_tries + 1})" if self.try_number and self.max_tries is not None else ""
+        tries = self.tries
         err = f": {self.error_type}: {self.error}" if self.error_type else (f": {self.error}" if self.error else "")
         link = f" <{self.log_url}>" if self.log_url else ""
         return (
@@ -89,7 +118,7 @@ class FailureAlert:
 
     def payload(self) -> dict[str, Any]:
         """The JSON body POSTed to the webhook: ``text`` plus the structured fields."""
-        return {"text": self.text, **asdict(self)}
+        return {"text": self.text, **asdict(self), "retried": self.retried}
 
 
 @dataclass(frozen=True)
@@ -126,6 +155,15 @@ def _short_error(exc: Any) -> tuple[str | None, str | None]:
     return etype, first or None
 
 
+def is_permanent(exc: Any) -> bool:
+    """True for Airflow's ``AirflowFailException`` (fail without retry), subclasses included.
+
+    Matched by class name along the MRO, so this module needs no Airflow import (both
+    ``airflow.sdk.exceptions`` and the older ``airflow.exceptions`` spell it the same).
+    """
+    return isinstance(exc, BaseException) and any(c.__name__ == "AirflowFailException" for c in type(exc).__mro__)
+
+
 def build_alert(context: Mapping[str, Any]) -> FailureAlert:
     """Build the alert from an Airflow callback context (task-level or DAG-level)."""
     ti = context.get("ti") or context.get("task_instance")
@@ -154,6 +192,7 @@ def build_alert(context: Mapping[str, Any]) -> FailureAlert:
         error_type=etype,
         error=message,
         log_url=log_url if isinstance(log_url, str) else None,
+        permanent=is_permanent(exc),
     )
 
 
@@ -252,3 +291,25 @@ def notify_failure(context: Mapping[str, Any], webhook: WebhookTarget | None | o
     except Exception as exc:  # noqa: BLE001 - a callback must not fail
         log.warning("failure alert not delivered: %s", type(exc).__name__)
     return alert
+
+
+class SegmentationFailureNotifier(BaseNotifier):
+    """The segmentation failure alert as an Airflow notifier (``airflow.sdk.BaseNotifier``).
+
+    Logs the redacted alert and POSTs it to the configured webhook (see the module docstring).
+    Use it as, or beside, any other notifier::
+
+        on_failure_callback=[SegmentationFailureNotifier(), SlackNotifier(slack_conn_id="slack", text="...")]
+
+    ``webhook``: a :class:`WebhookTarget`, ``None`` to only log, default: resolved at failure time.
+    """
+
+    template_fields = ()
+
+    def __init__(self, webhook: WebhookTarget | None | object = _AUTO) -> None:
+        super().__init__()
+        self.webhook = webhook
+        self.last_alert: FailureAlert | None = None
+
+    def notify(self, context: Any) -> None:
+        self.last_alert = notify_failure(context, self.webhook)

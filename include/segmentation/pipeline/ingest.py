@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from datetime import date, timedelta
 from typing import cast
 
-from sqlalchemy import Engine
+import pandas as pd
+from sqlalchemy import Engine, text
 
 from include.segmentation.model import NUMERIC_FEATURES, build_features
-from include.segmentation.pipeline.run import EmptyWindowError, guard, snapshot_of
+from include.segmentation.model.features import NULLABLE_FEATURES
+from include.segmentation.model.lifetime import LIFETIME_FEATURES, LifetimeFit, fit_lifetime, summarise_occasions
+from include.segmentation.pipeline.run import EmptyWindowError, guard, snapshot_of, staging_key
 from include.segmentation.pipeline.types import ExtractResult, FeaturesResult, RunContext, ValidationResult
 from include.segmentation.quality import validate_features, validate_raw_window
 from include.segmentation.sources import Window, extract_aggregates
-from include.segmentation.store import customer_features, mark_run, read_staging, write_staging
+from include.segmentation.store import customer_features, is_sqlite, mark_run, read_staging, ts_param, write_staging
 
 log = logging.getLogger("include.segmentation")
 
@@ -32,7 +36,7 @@ def extract_stage(engine: Engine, run: RunContext) -> ExtractResult:
     """Aggregate the window inside the warehouse into a staging table (one row per customer)."""
 
     def go() -> ExtractResult:
-        out = extract_aggregates(engine, Window(snapshot_of(run), run["params"]["window_days"]))
+        out = extract_aggregates(engine, Window(snapshot_of(run), run["params"]["window_days"]), staging_key(run))
         mark_run(
             engine,
             run["run_id"],
@@ -61,12 +65,54 @@ def features_stage(engine: Engine, run: RunContext, extracted: ExtractResult) ->
     def go() -> FeaturesResult:
         s = snapshot_of(run)
         aggregates = read_staging(engine, extracted["aggregates_table"])
-        features = build_features(aggregates, s, run["params"]["window_days"])
-        validate_features(engine, features[list(NUMERIC_FEATURES)].drop(columns=["age"]), s, run["run_id"])
+        window_days = run["params"]["window_days"]
+        features = build_features(aggregates, s, window_days)
+        validate_features(engine, features[list(NUMERIC_FEATURES)].drop(columns=list(NULLABLE_FEATURES)), s, run["run_id"])
+        lifetime, fit = lifetime_for_window(engine, s, window_days)
+        for col in LIFETIME_FEATURES:
+            features[col] = lifetime[col].reindex(features.index).astype("float64")
+        mark_run(engine, run["run_id"], "running", lifetime_model=fit.params)
+        if fit.params is not None:
+            log.info("features: lifetime model %s", {k: v for k, v in fit.params.items() if k != "customers"})
+        for note in fit.notes:
+            log.warning("features: %s", note)
         frame = features.reset_index()
         frame.insert(0, "snapshot_date", s.isoformat())
         frame["run_id"] = run["run_id"]
-        table = write_staging(engine, "features", s, customer_features, frame)
-        return {"features_table": table, "population": len(features)}
+        table = write_staging(engine, "features", s, customer_features, frame, staging_key(run))
+        return {"features_table": table, "population": len(features), "notes": list(fit.notes)}
 
     return guard(engine, run, "features", go)
+
+
+# Purchase occasions: one row per (customer, UTC day) with that day's spend, over [start, cutoff).
+_OCCASIONS_PG = """
+SELECT customer_id, CAST(ordered_at AT TIME ZONE 'UTC' AS date) AS day,
+       SUM(quantity * unit_price::float8 - discount::float8) AS spend
+FROM raw.transactions
+WHERE ordered_at >= :start AND ordered_at < :cutoff AND customer_id IS NOT NULL AND quantity > 0
+GROUP BY 1, 2
+"""
+_OCCASIONS_SQLITE = """
+SELECT customer_id, date(ordered_at) AS day, SUM(quantity * unit_price - discount) AS spend
+FROM raw.transactions
+WHERE ordered_at >= :start AND ordered_at < :cutoff AND customer_id IS NOT NULL AND quantity > 0
+GROUP BY 1, 2
+"""
+
+
+def read_occasions(engine: Engine, snapshot_date: date, window_days: int) -> pd.DataFrame:
+    """Purchase occasions (customer, UTC day, spend) in ``[S - window_days, S)``, aggregated in SQL."""
+    sql = _OCCASIONS_SQLITE if is_sqlite(engine) else _OCCASIONS_PG
+    with engine.connect() as conn:
+        params = {"start": ts_param(conn, snapshot_date - timedelta(days=window_days)),
+                  "cutoff": ts_param(conn, snapshot_date)}
+        rows = conn.execute(text(sql), params).fetchall()
+    return pd.DataFrame([tuple(r) for r in rows], columns=["customer_id", "day", "spend"])
+
+
+def lifetime_for_window(engine: Engine, snapshot_date: date, window_days: int) -> tuple[pd.DataFrame, LifetimeFit]:
+    """BG/NBD + Gamma-Gamma on the window's occasions, T measured to the window's last day (S - 1)."""
+    occasions = read_occasions(engine, snapshot_date, window_days)
+    occasions["customer_id"] = occasions["customer_id"].astype(str)
+    return fit_lifetime(summarise_occasions(occasions, snapshot_date - timedelta(days=1)))

@@ -8,10 +8,18 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from include.segmentation.model import quality_gate
-from include.segmentation.pipeline.run import ModelRejectedError, guard, snapshot_of
+from include.segmentation.pipeline.run import (
+    ModelRejectedError,
+    RunClosedError,
+    drop_run_tables,
+    guard,
+    snapshot_of,
+    staging_key,
+)
 from include.segmentation.pipeline.types import ClusterResult, ExplainResult, GateResult, PublishResult, RunContext
 from include.segmentation.quality import validate_output
 from include.segmentation.store import drop_staging, mark_run, publish_snapshot, read_staging, staging_table
+from include.segmentation.store.publish import PublishRefused
 from include.segmentation.store.staging import qualified
 
 log = logging.getLogger("include.segmentation")
@@ -25,6 +33,7 @@ def gate_stage(engine: Engine, run: RunContext, clustered: ClusterResult) -> Gat
     if not gate.passed:
         message = "model rejected: " + "; ".join(gate.reasons)
         mark_run(engine, run["run_id"], "rejected", message)
+        drop_run_tables(engine, run["run_id"])
         raise ModelRejectedError(message)
 
     def output_checks() -> None:
@@ -54,7 +63,10 @@ def staged_tables(clustered: ClusterResult, explained: ExplainResult) -> dict[st
 def publish_stage(
     engine: Engine, run: RunContext, clustered: ClusterResult, explained: ExplainResult, gate: GateResult
 ) -> PublishResult:
-    """Publish the staged snapshot in one transaction, then drop the run's staging tables."""
+    """Publish the staged snapshot in one transaction, then drop the run's staging tables.
+
+    Serialised per warehouse; the later-started attempt of a date wins: an earlier attempt that gets
+    here after it ends 'superseded' (RunClosedError, not retried), its staging tables dropped."""
 
     def go() -> PublishResult:
         if not gate["passed"]:
@@ -62,9 +74,17 @@ def publish_stage(
         s = snapshot_of(run)
         staged = staged_tables(clustered, explained)
         message = "; ".join([*clustered["notes"], *explained["notes"]]) or None
-        out = publish_snapshot(engine, s, run["run_id"], staged, {"message": message})
+        try:
+            out = publish_snapshot(engine, s, run["run_id"], staged, {"message": message})
+        except PublishRefused as exc:  # a newer attempt of the date wins (or this run was closed)
+            if exc.status == "superseded":
+                mark_run(engine, run["run_id"], "superseded", str(exc)[:4000])
+            drop_run_tables(engine, run["run_id"])
+            log.warning("publish refused: %s", exc)
+            raise RunClosedError(str(exc)) from exc
         with engine.begin() as conn:
-            drop_staging(conn, [*staged.values(), qualified(staging_table("aggregates", s))])
+            drop_staging(conn, [*staged.values(), qualified(staging_table("aggregates", s, staging_key(run)))])
+        drop_run_tables(engine, run["run_id"])  # and any other stg_*_<key> the run left
         log.info("publish: %s (current=%s) %s", out["snapshot_date"], out["current"], out["rows"])
         return PublishResult(snapshot_date=out["snapshot_date"], current=out["current"], rows=out["rows"])
 

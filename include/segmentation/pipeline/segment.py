@@ -10,21 +10,44 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from include.segmentation.errors import TooSmallToSegmentError
 from include.segmentation.model import (
     MODEL_FEATURES,
     NUMERIC_FEATURES,
     ClusterConfig,
     fit_segments,
     match_ids,
-    model_weights,
     name_segments,
     transform_for_model,
 )
-from include.segmentation.pipeline.run import guard, snapshot_of
+from include.segmentation.model.features import effective_weights, weights_array
+from include.segmentation.pipeline.run import ModelRejectedError, guard, snapshot_of, staging_key
 from include.segmentation.pipeline.types import ClusterResult, FeaturesResult, RunContext
 from include.segmentation.store import customer_segments_history, mark_run, read_sql, read_staging, write_staging
 
 log = logging.getLogger("include.segmentation")
+
+
+class PopulationTooSmallError(TooSmallToSegmentError, ModelRejectedError):
+    """Too few customers to segment: the run is recorded as rejected (not failed)."""
+
+
+def size_limits(population: int, k_min: int, k_max: int, min_population: int, min_segment_size: int) -> tuple[int, str | None]:
+    """The largest k allowed by ``min_segment_size`` (and a note when k_max is capped); raises when too small."""
+    if population < min_population:
+        raise PopulationTooSmallError(
+            f"too small to segment: {population} customers in the window, fewer than min_population={min_population}"
+        )
+    cap = population // max(min_segment_size, 1)
+    if cap < k_min and population >= 2 * k_min:  # below 2 x k_min the clustering's own check reports it
+        raise PopulationTooSmallError(
+            f"too small to segment: {population} customers cannot make k_min={k_min} segments of at least "
+            f"min_segment_size={min_segment_size} customers"
+        )
+    if k_min <= cap < k_max:
+        return cap, (f"k range capped at {cap} so that segments can hold at least {min_segment_size} customers "
+                     f"(population {population})")
+    return k_max, None
 
 
 def load_features(engine: Engine, features_table: str) -> pd.DataFrame:
@@ -67,11 +90,28 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
         p = run["params"]
         s = snapshot_of(run)
         features = load_features(engine, featured["features_table"])
+        notes: list[str] = list(featured.get("notes", []))
+        try:
+            k_max, cap_note = size_limits(
+                len(features), p["k_min"], p["k_max"], p.get("min_population", 500), p.get("min_segment_size", 50)
+            )
+        except PopulationTooSmallError as exc:
+            mark_run(engine, run["run_id"], "rejected", f"cluster: {exc}"[:4000])
+            raise
+        if cap_note:
+            notes.append(cap_note)
         cfg = ClusterConfig(
-            k_min=p["k_min"], k_max=p["k_max"], algorithm=p["algorithm"], seed=p["random_seed"],
+            k_min=p["k_min"], k_max=k_max, algorithm=p["algorithm"], seed=p["random_seed"],
             outlier_method=p["outlier_method"], min_share=p["min_segment_share"],
         )
-        result = fit_segments(transform_for_model(features), cfg, model_weights())
+        X = transform_for_model(features)
+        weights, dropped = effective_weights(X)
+        for what, why in dropped.items():
+            log.info("cluster: weight 0 for %s: %s", what, why)
+        families = [k.split(":", 1)[1] for k in dropped if k.startswith("family:")]
+        if families:
+            notes.append(f"feature families dropped (nothing varies in this population): {', '.join(families)}")
+        result = fit_segments(X, cfg, weights_array(weights))
         previous, next_id = previous_segments(engine, s)
         medians_by_label = features.groupby(result.labels)["monetary"].median()
         first_order = np.argsort(-medians_by_label.reindex(range(result.k)).to_numpy(), kind="stable")
@@ -80,7 +120,7 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
             first_order,
         )
         segment_of = np.asarray(ids)[result.labels]
-        names = name_segments(features[list(NUMERIC_FEATURES)].groupby(segment_of).median(), features)
+        names, fidelity = name_segments(features, segment_of)
         assignments = pd.DataFrame(
             {
                 "snapshot_date": s.isoformat(),
@@ -93,7 +133,7 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
                 "run_id": run["run_id"],
             }
         )
-        table = write_staging(engine, "assignments", s, customer_segments_history, assignments)
+        table = write_staging(engine, "assignments", s, customer_segments_history, assignments, staging_key(run))
         shares = {int(k): float(v) for k, v in pd.Series(segment_of).value_counts(normalize=True).sort_index().items()}
         outliers = int(result.is_outlier.sum())
         mark_run(
@@ -101,6 +141,8 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
             algorithm=result.algorithm, k=result.k, silhouette=result.scores["silhouette"],
             davies_bouldin=result.scores["davies_bouldin"], calinski_harabasz=result.scores["calinski_harabasz"],
             silhouette_sample_size=result.scores["silhouette_sample_size"], outliers=outliers, k_scores=result.k_scores,
+            effective_weights={k: round(v, 6) for k, v in weights.items()},
+            min_name_fidelity=min(fidelity.values()),
         )
         log.info(
             "cluster: k=%s (%s), silhouette %.4f on %s customers, segments %s",
@@ -117,7 +159,8 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
                 str(ids[c]): dict(zip(MODEL_FEATURES, map(float, result.centers_raw[c]), strict=True))
                 for c in range(result.k)
             },
-            "notes": list(result.notes),
+            "name_fidelity": {str(k): float(v) for k, v in fidelity.items()},
+            "notes": [*notes, *result.notes],
         }
 
     return guard(engine, run, "cluster", go)

@@ -6,7 +6,7 @@ key, and Airflow needs no custom serialiser.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class RunContext(TypedDict):
@@ -34,6 +34,7 @@ class ExtractResult(TypedDict):
 class FeaturesResult(TypedDict):
     features_table: str  # segmentation.stg_features_<S>
     population: int
+    notes: NotRequired[list[str]]  # e.g. why the lifetime model was not fitted
 
 
 class ClusterResult(TypedDict):
@@ -43,6 +44,7 @@ class ClusterResult(TypedDict):
     shares: dict[str, float]  # segment id -> share of customers
     names: dict[str, str]  # segment id -> name
     centroids: dict[str, dict[str, float]]  # segment id -> model feature -> centre (transformed, unscaled)
+    name_fidelity: dict[str, float]  # segment id -> share of members meeting the definition of its name
     notes: list[str]
 
 

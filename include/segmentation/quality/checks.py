@@ -84,7 +84,19 @@ TIMESTAMP_COLUMNS: dict[str, str] = {"transactions": "ordered_at", "browsing_eve
 # ``_c``'s ``**thresholds`` (a narrower value type would make mypy match them to ``severity`` too).
 _FUTURE: dict[str, Any] = {"tolerance_hours": 1.0}
 _TOO_OLD: dict[str, Any] = {"min_timestamp": "1995-01-01"}
-_VOLUME: dict[str, Any] = {"min_ratio": 0.2, "max_ratio": 5.0, "trailing_days": 28}
+_VOLUME: dict[str, Any] = {"min_ratio": 0.5, "max_ratio": 2.0, "trailing_days": 28}
+_COVERAGE: dict[str, Any] = {"min_share": 0.5}
+#: Plausibility: |value| above ``factor`` x the window's ``quantile`` of |value| warns; above
+#: ``error_factor`` x that quantile it is an error (the check's severity is raised to ``error``).
+_PLAUSIBLE: dict[str, Any] = {"quantile": 0.99, "factor": 50.0, "error_factor": 10000.0}
+
+#: The shop's calendar (run override ``{"calendar": {"closed_dates": ["2011-12-25"]}}``), used by
+#: the ``last_day_not_empty``, ``last_day_volume`` and ``freshness`` checks (see quality/calendar.py):
+#: ``weeks``: how many trailing weeks of the same weekday make "normal"; a weekday with no rows in
+#: each of them (at least ``closed_min_weeks`` inside the window) is a closed day; ``closed_dates``:
+#: dates the shop is known to be closed (holidays); ``usual_gap_min_count``: how often a gap
+#: between trading days must occur in the window to count as usual (freshness).
+CALENDAR_DEFAULTS: dict[str, Any] = {"closed_dates": [], "weeks": 8, "closed_min_weeks": 3, "usual_gap_min_count": 3}
 _FRESHNESS: dict[str, Any] = {"max_age_hours": 48.0}
 _KNOWN_IDS: dict[str, Any] = {"max_share": 0.01}
 
@@ -146,6 +158,24 @@ QUALITY_CHECKS: dict[str, dict[str, Any]] = {
     "transactions.discount_within_line_value": _c(
         "transactions", "discount", "discount <= |quantity| * unit_price (tolerated share {max_share})", max_share=0.0
     ),
+    "transactions.unit_price_finite": _c(
+        "transactions", "unit_price", "unit_price is finite (no NaN, no +-Infinity; tolerated share {max_share})",
+        max_share=0.0,
+    ),
+    "transactions.discount_finite": _c(
+        "transactions", "discount", "discount is finite (no NaN, no +-Infinity; tolerated share {max_share})",
+        max_share=0.0,
+    ),
+    "transactions.unit_price_plausible": _c(
+        "transactions", "unit_price",
+        "|unit_price| <= {factor} x the window's {quantile} quantile of |unit_price| "
+        "(error above {error_factor} x)", "warning", **_PLAUSIBLE,
+    ),
+    "transactions.quantity_plausible": _c(
+        "transactions", "quantity",
+        "|quantity| <= {factor} x the window's {quantile} quantile of |quantity| (error above {error_factor} x)",
+        "warning", **_PLAUSIBLE,
+    ),
     "transactions.quantity_not_zero": _c("transactions", "quantity", "quantity <> 0 (tolerated share {max_share})", max_share=0.0),
     "transactions.guest_line_share": _c(
         "transactions", "customer_id", "share of guest lines (customer_id NULL) <= {max_share}", max_share=0.6
@@ -170,11 +200,18 @@ QUALITY_CHECKS: dict[str, dict[str, Any]] = {
     ),
     "transactions.last_day_volume": _c(
         "transactions", "ordered_at",
-        "last-day lines within [{min_ratio}, {max_ratio}] x the trailing {trailing_days}-day daily average",
+        "last-day lines within [{min_ratio}, {max_ratio}] x normal for that weekday (same weekday over the "
+        "trailing weeks; fallback: the trailing {trailing_days}-day daily average); closed days expected empty",
         "warning", **_VOLUME,
     ),
     "transactions.freshness": _c(
-        "transactions", "ordered_at", "latest line at most {max_age_hours} h before the cutoff", **_FRESHNESS
+        "transactions", "ordered_at", "latest line at most max({max_age_hours} h, the usual gap between trading days) before the cutoff",
+        **_FRESHNESS
+    ),
+    "transactions.window_coverage": _c(
+        "transactions", "ordered_at",
+        "share of the window's days with any line >= {min_share}; the window does not start before the data",
+        "warning", **_COVERAGE,
     ),
     # --- browsing_events (window) ----------------------------------------------------------
     "browsing_events.table_not_empty": _c(
@@ -192,6 +229,10 @@ QUALITY_CHECKS: dict[str, dict[str, Any]] = {
     ),
     "browsing_events.dwell_seconds_non_negative": _c(
         "browsing_events", "dwell_seconds", "dwell_seconds >= 0 (tolerated share {max_share})", "warning", max_share=0.0
+    ),
+    "browsing_events.dwell_seconds_finite": _c(
+        "browsing_events", "dwell_seconds",
+        "dwell_seconds is finite (no NaN, no +-Infinity; tolerated share {max_share})", max_share=0.0,
     ),
     "browsing_events.anonymous_event_share": _c(
         "browsing_events", "customer_id", "share of anonymous events (customer_id NULL) <= {max_share}", max_share=0.9
@@ -220,11 +261,18 @@ QUALITY_CHECKS: dict[str, dict[str, Any]] = {
     ),
     "browsing_events.last_day_volume": _c(
         "browsing_events", "occurred_at",
-        "last-day events within [{min_ratio}, {max_ratio}] x the trailing {trailing_days}-day daily average",
+        "last-day events within [{min_ratio}, {max_ratio}] x normal for that weekday (same weekday over the "
+        "trailing weeks; fallback: the trailing {trailing_days}-day daily average); closed days expected empty",
         "warning", **_VOLUME,
     ),
     "browsing_events.freshness": _c(
-        "browsing_events", "occurred_at", "latest event at most {max_age_hours} h before the cutoff", **_FRESHNESS
+        "browsing_events", "occurred_at", "latest event at most max({max_age_hours} h, the usual gap between active days) before the cutoff",
+        **_FRESHNESS
+    ),
+    "browsing_events.window_coverage": _c(
+        "browsing_events", "occurred_at",
+        "share of the window's days with any event >= {min_share}; the window does not start before the data",
+        "warning", **_COVERAGE,
     ),
     # --- features (one row per customer; pandas frame in memory) ---------------------------
     "features.not_empty": _c("features", None, "at least {min_rows} customer(s) in the population", min_rows=1),
@@ -240,6 +288,7 @@ QUALITY_CHECKS: dict[str, dict[str, Any]] = {
 
 _STRUCTURAL_KEYS = frozenset({"table", "column", "rule"})
 _SHARE_KEYS = frozenset({"max_share", "min_ratio", "max_ratio"})
+_UNIT_INTERVAL_KEYS = frozenset({"max_share", "min_share", "quantile"})
 _INT_KEYS = frozenset({"min_rows", "trailing_days", "min_year"})
 _HOUR_KEYS = frozenset({"tolerance_hours", "max_age_hours"})
 
@@ -279,8 +328,8 @@ def _check_value(name: str, key: str, value: Any) -> Any:
         return int(value)
     if value < 0:
         raise ValueError(f"data-quality override {name}.{key} = {value!r}: must be >= 0")
-    if key == "max_share" and value > 1:
-        raise ValueError(f"data-quality override {name}.max_share = {value!r}: must be within [0, 1]")
+    if key in _UNIT_INTERVAL_KEYS and value > 1:
+        raise ValueError(f"data-quality override {name}.{key} = {value!r}: must be within [0, 1]")
     return float(value)
 
 
@@ -292,6 +341,9 @@ def resolve_checks(overrides: Mapping[str, Any] | None = None) -> dict[str, Chec
     """
     config = copy.deepcopy(QUALITY_CHECKS)
     for name, value in (overrides or {}).items():
+        if name == CALENDAR_KEY:
+            resolve_calendar(overrides)  # validated here so a typo fails the run loudly
+            continue
         if name not in config:
             raise ValueError(f"unknown data-quality check {name!r} in overrides (known: {', '.join(sorted(config))})")
         if isinstance(value, str):
@@ -319,3 +371,41 @@ def resolve_checks(overrides: Mapping[str, Any] | None = None) -> dict[str, Chec
             params=params,
         )
     return specs
+
+
+CALENDAR_KEY = "calendar"
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    """The shop's calendar for one run (``CALENDAR_DEFAULTS`` with the run's ``quality.calendar``)."""
+
+    closed_dates: frozenset[date] = frozenset()
+    weeks: int = 8
+    closed_min_weeks: int = 3
+    usual_gap_min_count: int = 3
+
+
+def resolve_calendar(overrides: Mapping[str, Any] | None = None) -> CalendarSpec:
+    """The run's calendar: ``overrides["calendar"]`` validated (unknown keys, bad dates and numbers raise)."""
+    config = copy.deepcopy(CALENDAR_DEFAULTS)
+    given = (overrides or {}).get(CALENDAR_KEY) or {}
+    if not isinstance(given, Mapping):
+        raise ValueError(f"data-quality override 'calendar' must be an object, got {given!r}")
+    for key, value in given.items():
+        if key not in config:
+            raise ValueError(f"data-quality override calendar.{key}: unknown key (allowed: {', '.join(sorted(config))})")
+        if key == "closed_dates":
+            if isinstance(value, str) or not isinstance(value, list | tuple):
+                raise ValueError(f"data-quality override calendar.closed_dates = {value!r}: must be a list of dates")
+            try:
+                config[key] = [date.fromisoformat(str(v)) for v in value]
+            except ValueError as exc:
+                raise ValueError(f"data-quality override calendar.closed_dates = {value!r}: "
+                                 "every item must be a date YYYY-MM-DD") from exc
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"data-quality override calendar.{key} = {value!r}: must be a whole number >= 1")
+            config[key] = value
+    return CalendarSpec(frozenset(config["closed_dates"]), int(config["weeks"]), int(config["closed_min_weeks"]),
+                        int(config["usual_gap_min_count"]))

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from include.segmentation.quality.docs_offline import make_offline
 from include.segmentation.quality.masking import mask_text
 from include.segmentation.settings import data_docs_root
 from include.segmentation.store import SCHEMAS, WarehouseError, is_sqlite, sqlite_schema_path
@@ -161,5 +162,6 @@ def build_docs(context: Any, docs: Path) -> Path | None:
     except Exception as exc:  # noqa: BLE001 - docs are a by-product; the results are stored anyway
         log.error("data quality: Data Docs could not be written to %s: %s", docs, mask_text(str(exc))[:500])
         return None
+    make_offline(docs)  # no CDN assets: the pages work offline and inside the Airflow UI
     index = docs / "index.html"
     return index if index.exists() else None

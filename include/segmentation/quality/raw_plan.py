@@ -19,7 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine, bindparam, text
 
-from include.segmentation.quality.checks import TIMESTAMP_COLUMNS, CheckSpec
+from include.segmentation.quality.calendar import calendar_results
+from include.segmentation.quality.checks import TIMESTAMP_COLUMNS, CalendarSpec, CheckSpec
+from include.segmentation.quality.plausibility import non_finite, plausibility_result
 from include.segmentation.quality.raw_sql import RAW_TABLES, Sql, Window, count_if, window_predicate
 from include.segmentation.quality.results import CheckResult
 from include.segmentation.sources import EVENT_TYPES
@@ -144,6 +146,7 @@ class _Planner:
     specs: dict[str, CheckSpec]
     facts: dict[str, TableFacts]
     populated_ok: set[str]
+    calendar: CalendarSpec = field(default_factory=CalendarSpec)
     inner: dict[str, str] = field(default_factory=lambda: {"row_count": "COUNT(*)"})
     outer: dict[str, str] = field(default_factory=dict)
     expects: list[Expect] = field(default_factory=list)
@@ -254,39 +257,6 @@ class _Planner:
             self.expects.append(Expect(s, f"{name}_rows", max_value=0, fmt=_rows(label),
                                        example=(self.table, f"t.{pred}", False)))
 
-    def last_day(self, col: str) -> None:
-        """Rows on the window's last day: at least ``min_rows``, and within a band of the trailing average."""
-        last_day = self.sql.ts(self.w.last_day)
-        self.inner["last_day_rows"] = count_if(f"t.{col} >= {last_day}")
-        self.min_rows("last_day_not_empty", "last_day_rows", f"{self.unit} on {self.w.last_day.date().isoformat()}",
-                      (self.table, "@daily", True))
-        if (s := self.spec("last_day_volume")) is None:
-            return
-        n = min(int(s.params["trailing_days"]), self.w.days - 1)
-        if n < 1:
-            self.fixed.append(CheckResult(s.name, self.table, s.column, s.rule, s.severity, True,
-                                          "not run: the window is a single day (no trailing days)",
-                                          suite=f"raw_{self.table}", status="skipped"))
-            return
-        trail = self.sql.ts(self.w.last_day - timedelta(days=n))
-        self.inner["trailing_rows"] = count_if(f"t.{col} >= {trail} AND t.{col} < {last_day}")
-        self.outer["last_day_ratio"] = (
-            f"CASE WHEN w.trailing_rows = 0 THEN 1.0 ELSE {self.sql.flt(f'w.last_day_rows * {n}')} / w.trailing_rows END"
-        )
-        self.expects.append(Expect(s, "last_day_ratio", min_value=s.params["min_ratio"], max_value=s.params["max_ratio"],
-                                   fmt=lambda x: f"last day = {float(x):.2f} x the trailing {n}-day daily average",
-                                   example=(self.table, "@daily", True)))
-
-    def freshness(self, col: str) -> None:
-        """The latest row is at most ``max_age_hours`` before the cutoff."""
-        if (s := self.spec("freshness")) is None:
-            return
-        self.inner["latest_at"] = f"MAX(t.{col})"
-        self.outer["latest_age_hours"] = f"COALESCE({self.sql.hours_before(self.sql.ts(self.w.cutoff), 'w.latest_at')}, 1000000.0)"
-        self.expects.append(Expect(s, "latest_age_hours", max_value=s.params["max_age_hours"],
-                                   fmt=lambda x: "no row in the window" if x is None or float(x) >= 1e6
-                                   else f"latest {float(x):.1f} h before the cutoff"))
-
     def orphans(self) -> str:
         """customer_ids unknown to ``raw.customers`` (share within ``max_share``); returns the FROM clause."""
         if self.spec("customer_ids_known") is None:
@@ -334,6 +304,8 @@ def _transaction_checks(p: _Planner) -> None:
     p.rate("discount_non_negative", "t.discount < 0", None, "lines")
     p.rate("discount_within_line_value", "t.unit_price >= 0 AND t.discount > ABS(t.quantity) * t.unit_price + 0.005",
            None, "lines")
+    for col in ("unit_price", "discount"):
+        p.rate(f"{col}_finite", non_finite(p.sql, f"t.{col}"), None, "lines")
     p.rate("quantity_not_zero", "t.quantity = 0", None, "lines")
     p.rate("guest_line_share", "t.customer_id IS NULL", None, "lines")
     p.rate("return_line_share", "t.quantity < 0", None, "lines")
@@ -348,6 +320,7 @@ def _event_checks(p: _Planner) -> None:
     types = ", ".join(p.sql.text_literal(t) for t in EVENT_TYPES)
     p.rate("event_type_known", f"t.event_type IS NOT NULL AND t.event_type NOT IN ({types})", None, "events")
     p.rate("dwell_seconds_non_negative", "t.dwell_seconds < 0", None, "events")
+    p.rate("dwell_seconds_finite", non_finite(p.sql, "t.dwell_seconds"), None, "events")
     p.rate("anonymous_event_share", "t.customer_id IS NULL", None, "events")
     for col in ("product_id", "category", "search_query", "dwell_seconds"):
         p.populated(col)
@@ -366,13 +339,21 @@ def _plan_windowed(p: _Planner) -> Plan:
     _TABLE_CHECKS[p.table](p)
     source = p.orphans()
     p.timestamps(ts_col)
-    p.last_day(ts_col)
-    p.freshness(ts_col)
+    # last day, volume, freshness and coverage know the shop's calendar (quality/calendar.py)
+    p.fixed.extend(calendar_results(p.sql.engine, p.table, p.w, p.specs, p.calendar))
+    if p.table == "transactions":
+        for col in ("unit_price", "quantity"):
+            if (s := p.spec(f"{col}_plausible")) is not None:
+                p.fixed.append(plausibility_result(p.sql.engine, p.table, col, s, p.w, p.unit))
     return p.plan(source, f" WHERE {window_predicate(p.table, p.sql, p.w, alias='t')}")
 
 
 def plan_table(table: str, sql: Sql, w: Window, specs: dict[str, CheckSpec], facts: dict[str, TableFacts],
-               populated_ok: set[str]) -> Plan:
-    """Build the one-scan profile query of ``table`` and the expectations on its columns."""
-    p = _Planner(table, sql, w, specs, facts, populated_ok)
+               populated_ok: set[str], calendar: CalendarSpec | None = None) -> Plan:
+    """Build the one-scan profile query of ``table`` and the expectations on its columns.
+
+    The calendar-aware checks (last day, volume, freshness, coverage) and the plausibility checks
+    are evaluated here from small grouped queries and returned as ``Plan.fixed`` results.
+    """
+    p = _Planner(table, sql, w, specs, facts, populated_ok, calendar or CalendarSpec())
     return _plan_customers(p) if table == "customers" else _plan_windowed(p)

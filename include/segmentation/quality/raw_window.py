@@ -22,7 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from include.segmentation.quality.checks import CONTRACT_TYPES, TYPE_FAMILIES, CheckSpec, resolve_checks
+from include.segmentation.quality.checks import (
+    CONTRACT_TYPES,
+    TYPE_FAMILIES,
+    CalendarSpec,
+    CheckSpec,
+    resolve_calendar,
+    resolve_checks,
+)
 from include.segmentation.quality.gx import (
     add_warehouse_source,
     build_docs,
@@ -65,6 +72,7 @@ class _Run:
     facts: dict[str, TableFacts]
     populated_ok: set[str]
     run_ident: Any
+    calendar: CalendarSpec
 
 
 def _why(exc: BaseException) -> str:
@@ -211,10 +219,13 @@ def _data_results(run: _Run, plan: Plan) -> list[CheckResult]:
     started = time.perf_counter()
     res = run_suite(run.gx, run.context, suite_name, batch, [_expectation(run.gx, e) for e in plan.expects],
                     run.run_ident)
-    log.info("data quality: raw.%s profiled and checked in %.1fs", plan.table, time.perf_counter() - started)
     by_check = {(r.expectation_config.meta or {}).get("check"): r for r in res.results}
     row_count = next(((by_check[e.spec.name].result or {}).get("observed_value") for e in plan.expects
                       if e.column == "row_count" and e.spec.name in by_check), None)
+    log.info("validate_raw: raw.%s: %s %s, data suite of %d checks in %.1fs", plan.table,
+             "n/a" if row_count is None else f"{int(row_count):,}",
+             "rows" if plan.table == "customers" else "rows in the window", len(plan.expects),
+             time.perf_counter() - started)
     out = list(plan.fixed)
     for e in plan.expects:
         r = by_check.get(e.spec.name)
@@ -269,7 +280,11 @@ def _table_data(run: _Run, table: str, broken: list[str]) -> list[CheckResult]:
         results, specs = _events_present(run, specs)
         if not run.facts[table].has_rows:
             return results
-    plan = plan_table(table, Sql(run.engine), run.w, run.specs, run.facts, run.populated_ok)
+    started = time.perf_counter()
+    log.info("validate_raw: raw.%s: planning (calendar, plausibility) ...", table)
+    plan = plan_table(table, Sql(run.engine), run.w, run.specs, run.facts, run.populated_ok, run.calendar)
+    log.info("validate_raw: raw.%s: %d calendar/plausibility checks in %.1fs; running the data suite ...",
+             table, len(plan.fixed), time.perf_counter() - started)
     planned = {e.spec.name for e in plan.expects} | {r.check for r in plan.fixed}
     results.extend(_skipped(s, f"raw_{table}", "not applicable" if s.enabled else "disabled by configuration")
                    for s in specs if s.name not in planned)
@@ -290,6 +305,8 @@ def validate_raw_window(engine: Engine, snapshot_date: date, window_days: int, r
     if int(window_days) < 1:
         raise ValueError(f"window_days must be at least 1, got {window_days!r}")
     specs = resolve_checks(overrides)
+    calendar = resolve_calendar(overrides)
+    log.info("validate_raw: started for snapshot %s, window %d days (run %s)", snapshot_date, window_days, run_id)
     ensure_segmentation_tables(engine)
     w = Window(snapshot_date, int(window_days), datetime.now(timezone.utc).replace(microsecond=0))
     facts = read_facts(engine)
@@ -301,12 +318,20 @@ def validate_raw_window(engine: Engine, snapshot_date: date, window_days: int, r
         gx = gx_module()
         catalog = add_warehouse_source(context, engine, "warehouse_catalog", temp_tables=False)
         ds = add_warehouse_source(context, engine, "warehouse", temp_tables=True)
-        run = _Run(gx, context, catalog, ds, engine, w, specs, facts, populated_ok, run_identifier(run_id))
+        run = _Run(gx, context, catalog, ds, engine, w, specs, facts, populated_ok, run_identifier(run_id), calendar)
         results = _schema_suites(run)
+        log.info("validate_raw: schema suites done (%d columns checked) at %.1fs", len(results),
+                 time.perf_counter() - started)
         broken = sorted({r.table for r in results if r.failed})
         for table in RAW_TABLES:
-            results.extend(_table_data(run, table, broken))
+            table_started = time.perf_counter()
+            log.info("validate_raw: raw.%s: started", table)
+            table_results = _table_data(run, table, broken)
+            results.extend(table_results)
+            log.info("validate_raw: raw.%s: done, %d results (%d failed) in %.1fs", table, len(table_results),
+                     sum(r.failed for r in table_results), time.perf_counter() - table_started)
         docs = build_docs(context, docs_dir)
+        log.info("validate_raw: Data Docs built at %.1fs", time.perf_counter() - started)
     finally:
         close_context(context)
     return finish_validation(engine, "raw window", validation_id, run_id, snapshot_date, results, docs, started)

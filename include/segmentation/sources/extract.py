@@ -4,7 +4,10 @@ Raw event rows never reach Python: GROUP BYs over ``[S - window_days, S)`` write
 of one row per customer (``CREATE TABLE ... AS SELECT``), and only that table is read by the
 feature stage.
 
-SQLite runs one statement (a GROUP BY per source table, joined). PostgreSQL runs the aggregates
+Each aggregate is written once (``_TX_SPEC``, ``_EV_SPEC``: column and expression) and rendered
+for the dialect (``_render``). SQLite writes the transactions and the events aggregate into
+staging tables with a unique index on customer_id, joins them (index lookups: linear in the
+customers; joining CTEs instead was quadratic) and drops them. PostgreSQL runs the aggregates
 as three statements on three connections at once, each into an UNLOGGED staging table, then
 combines them with the customers' attributes: the exact distinct counts (orders, categories,
 sessions) cannot use PostgreSQL's parallel aggregation, so this is how the extract uses more
@@ -13,8 +16,9 @@ which hashes (a sort of the window's events on a libc collation such as C.UTF-8 
 times longer); money is summed as float8 (numeric arithmetic per line costs more than the rest
 of the aggregate); the statements run with a larger ``work_mem`` so that hash tables stay in
 memory. Guest lines and anonymous events are counted in the same scans (their NULL-customer
-group). Both flavours give the same aggregates (``tests/integration/test_extract_pg.py``);
-measurements: ``benchmarks/README.md``.
+group), on both. Both flavours give the same aggregates as the one-statement reference
+(``tests/integration/sources/test_extract_pg.py``, ``test_extract_sqlite_plan.py``, which also
+checks the SQLite join's plan); measurements: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -42,57 +46,97 @@ from include.segmentation.store import (
 
 log = logging.getLogger("include.segmentation")
 
-_TX_AGG = """
-SELECT customer_id,
-       COUNT(DISTINCT CASE WHEN quantity > 0 THEN order_id END)              AS orders,
-       SUM(CASE WHEN quantity > 0 THEN 1 ELSE 0 END)                         AS purchase_lines,
-       SUM(CASE WHEN quantity < 0 THEN 1 ELSE 0 END)                         AS return_lines,
-       SUM(CASE WHEN quantity > 0 THEN quantity ELSE 0 END)                  AS items,
-       SUM(CASE WHEN quantity > 0 THEN quantity * unit_price ELSE 0 END)     AS gross_revenue,
-       SUM(CASE WHEN quantity < 0 THEN -quantity * unit_price ELSE 0 END)    AS returned_value,
-       SUM(CASE WHEN quantity > 0 THEN discount ELSE 0 END)                  AS discount_total,
-       SUM(CASE WHEN quantity > 0 AND discount > 0 THEN 1 ELSE 0 END)        AS discounted_lines,
-       COUNT(DISTINCT CASE WHEN quantity > 0 THEN category END)              AS categories,
-       MIN(CASE WHEN quantity > 0 THEN ordered_at END)                       AS first_order_at,
-       MAX(CASE WHEN quantity > 0 THEN ordered_at END)                       AS last_order_at,
-       MAX(ordered_at)                                                       AS last_tx_at
-FROM raw.transactions
-WHERE ordered_at >= :start AND ordered_at < :cutoff AND customer_id IS NOT NULL
-GROUP BY customer_id
-"""
+# The aggregates, each written once as (column, expression) and rendered for either dialect
+# (``_render``): ``COUNT_IF(cond)`` is ``SUM(CASE WHEN cond THEN 1 ELSE 0 END)`` on SQLite and
+# ``COUNT(*) FILTER (WHERE cond)`` on PostgreSQL; ``FLOAT(col)`` is the bare column on SQLite and
+# ``col::float8`` on PostgreSQL (money summed as float8: numeric arithmetic per line costs more
+# than the rest of the aggregate). Both flavours give the same values.
+_TX_SPEC: tuple[tuple[str, str], ...] = (
+    ("orders", "COUNT(DISTINCT CASE WHEN quantity > 0 THEN order_id END)"),
+    ("purchase_lines", "COUNT_IF(quantity > 0)"),
+    ("return_lines", "COUNT_IF(quantity < 0)"),
+    ("items", "SUM(CASE WHEN quantity > 0 THEN quantity ELSE 0 END)"),
+    ("gross_revenue", "SUM(CASE WHEN quantity > 0 THEN quantity * FLOAT(unit_price) ELSE 0 END)"),
+    ("returned_value", "SUM(CASE WHEN quantity < 0 THEN -quantity * FLOAT(unit_price) ELSE 0 END)"),
+    ("discount_total", "SUM(CASE WHEN quantity > 0 THEN FLOAT(discount) ELSE 0 END)"),
+    ("discounted_lines", "COUNT_IF(quantity > 0 AND discount > 0)"),
+    ("categories", "COUNT(DISTINCT CASE WHEN quantity > 0 THEN category END)"),
+    ("first_order_at", "MIN(CASE WHEN quantity > 0 THEN ordered_at END)"),
+    ("last_order_at", "MAX(CASE WHEN quantity > 0 THEN ordered_at END)"),
+    ("last_tx_at", "MAX(ordered_at)"),
+)
+# Sessions: COUNT(DISTINCT session_id) in the events aggregate on SQLite; on PostgreSQL its own
+# two-level GROUP BY (``_PG_SESSIONS``), which hashes instead of sorting.
+_SESSIONS_SPEC: tuple[str, str] = ("sessions", "COUNT(DISTINCT session_id)")
+_EV_SPEC: tuple[tuple[str, str], ...] = (
+    ("events", "COUNT(*)"),
+    ("page_views", "COUNT_IF(event_type = 'page_view')"),
+    ("product_views", "COUNT_IF(event_type = 'product_view')"),
+    ("searches", "COUNT_IF(event_type = 'search')"),
+    ("add_to_carts", "COUNT_IF(event_type = 'add_to_cart')"),
+    ("remove_from_carts", "COUNT_IF(event_type = 'remove_from_cart')"),
+    ("checkouts", "COUNT_IF(event_type = 'checkout')"),
+    ("dwell_seconds_total", "SUM(dwell_seconds)"),
+    ("dwell_events", "COUNT(dwell_seconds)"),
+    ("last_event_at", "MAX(occurred_at)"),
+)
+_CUSTOMER_COLUMNS: tuple[str, ...] = ("created_at", "birth_year", "gender", "country")
+_SOURCES: dict[str, tuple[str, str]] = {  # kind -> (raw table, its timestamp column)
+    "tx": ("raw.transactions", "ordered_at"),
+    "ev": ("raw.browsing_events", "occurred_at"),
+}
+_COUNT_IF = re.compile(r"COUNT_IF\(([^()]*)\)")
+_FLOAT = re.compile(r"FLOAT\((\w+)\)")
 
-_EV_AGG = """
-SELECT customer_id,
-       COUNT(DISTINCT session_id)                                            AS sessions,
-       COUNT(*)                                                              AS events,
-       SUM(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END)             AS page_views,
-       SUM(CASE WHEN event_type = 'product_view' THEN 1 ELSE 0 END)          AS product_views,
-       SUM(CASE WHEN event_type = 'search' THEN 1 ELSE 0 END)                AS searches,
-       SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END)           AS add_to_carts,
-       SUM(CASE WHEN event_type = 'remove_from_cart' THEN 1 ELSE 0 END)      AS remove_from_carts,
-       SUM(CASE WHEN event_type = 'checkout' THEN 1 ELSE 0 END)              AS checkouts,
-       SUM(dwell_seconds)                                                    AS dwell_seconds_total,
-       COUNT(dwell_seconds)                                                  AS dwell_events,
-       MAX(occurred_at)                                                      AS last_event_at
-FROM raw.browsing_events
-WHERE occurred_at >= :start AND occurred_at < :cutoff AND customer_id IS NOT NULL
-GROUP BY customer_id
-"""
 
-# Customers without a row in raw.customers are still segmented (attributes unknown); the
-# data-quality stage reports such orphans.
-_JOIN = """
-SELECT a.customer_id,
-       t.orders, t.purchase_lines, t.return_lines, t.items, t.gross_revenue, t.returned_value,
-       t.discount_total, t.discounted_lines, t.categories, t.first_order_at, t.last_order_at, t.last_tx_at,
-       e.sessions, e.events, e.page_views, e.product_views, e.searches, e.add_to_carts, e.remove_from_carts,
-       e.checkouts, e.dwell_seconds_total, e.dwell_events, e.last_event_at,
-       c.created_at, c.birth_year, c.gender, c.country
-FROM (SELECT customer_id FROM tx UNION SELECT customer_id FROM ev) a
-LEFT JOIN tx t ON t.customer_id = a.customer_id
-LEFT JOIN ev e ON e.customer_id = a.customer_id
-LEFT JOIN raw.customers c ON c.customer_id = a.customer_id
-"""
+def _render(expression: str, dialect: str) -> str:
+    """One aggregate expression of the specs in ``dialect`` ('sqlite' or 'postgresql')."""
+    if dialect == "sqlite":
+        return _FLOAT.sub(r"\1", _COUNT_IF.sub(r"SUM(CASE WHEN \1 THEN 1 ELSE 0 END)", expression))
+    if dialect == "postgresql":
+        return _FLOAT.sub(r"\1::float8", _COUNT_IF.sub(r"COUNT(*) FILTER (WHERE \1)", expression))
+    raise ValueError(f"unknown dialect {dialect!r}")
+
+
+def _aggregate_sql(kind: str, spec: tuple[tuple[str, str], ...], dialect: str, with_guests: bool) -> str:
+    """GROUP BY customer_id of one source table over the window; ``with_guests`` keeps the NULL-customer group."""
+    source, ts = _SOURCES[kind]
+    columns = ",\n       ".join(f"{_render(expr, dialect)} AS {name}" for name, expr in spec)
+    guests = "" if with_guests else " AND customer_id IS NOT NULL"
+    return (
+        f"SELECT customer_id,\n       {columns}\nFROM {source}\n"
+        f"WHERE {ts} >= :start AND {ts} < :cutoff{guests}\nGROUP BY customer_id"
+    )
+
+
+def _join_sql(tx: str, ev: str) -> str:
+    """One row per customer active in ``tx`` or ``ev`` (in customer_id order), with raw.customers' attributes.
+
+    Customers without a row in raw.customers are still segmented (attributes unknown); the
+    data-quality stage reports such orphans.
+    """
+    picked = ", ".join(
+        [*(f"t.{c}" for c, _ in _TX_SPEC), f"e.{_SESSIONS_SPEC[0]}", *(f"e.{c}" for c, _ in _EV_SPEC),
+         *(f"c.{c}" for c in _CUSTOMER_COLUMNS)]
+    )
+    return (
+        f"SELECT a.customer_id, {picked}\n"
+        f"FROM (SELECT customer_id FROM {tx} WHERE customer_id IS NOT NULL\n"
+        f"      UNION SELECT customer_id FROM {ev} WHERE customer_id IS NOT NULL) a\n"
+        f"LEFT JOIN {tx} t ON t.customer_id = a.customer_id\n"
+        f"LEFT JOIN {ev} e ON e.customer_id = a.customer_id\n"
+        "LEFT JOIN raw.customers c ON c.customer_id = a.customer_id"
+    )
+
+
+# SQLite: each aggregate (with its NULL-customer group: the guest lines / anonymous events) into
+# a staging table with a unique index on customer_id, then one join. Joining CTEs instead lets
+# SQLite scan one aggregate per row of the other (quadratic: > 11 minutes at 100k customers).
+_SQLITE_PARTS: dict[str, tuple[tuple[str, str], ...]] = {"tx": _TX_SPEC, "ev": (_SESSIONS_SPEC, *_EV_SPEC)}
+# The portable one-statement form (no NULL group), kept as the reference of the tests.
+_TX_AGG = _aggregate_sql("tx", _TX_SPEC, "sqlite", with_guests=False)
+_EV_AGG = _aggregate_sql("ev", (_SESSIONS_SPEC, *_EV_SPEC), "sqlite", with_guests=False)
+_JOIN = _join_sql("tx", "ev")
 
 
 @dataclass(frozen=True)
@@ -113,41 +157,8 @@ class Window:
 
 # PostgreSQL: the three aggregates, each written by its own connection (NULL customer included
 # in the first two: that group holds the guest lines and the anonymous events).
-_PG_TX = """
-SELECT customer_id,
-       COUNT(DISTINCT CASE WHEN quantity > 0 THEN order_id END)                      AS orders,
-       SUM(CASE WHEN quantity > 0 THEN 1 ELSE 0 END)                                 AS purchase_lines,
-       SUM(CASE WHEN quantity < 0 THEN 1 ELSE 0 END)                                 AS return_lines,
-       SUM(CASE WHEN quantity > 0 THEN quantity ELSE 0 END)                          AS items,
-       SUM(CASE WHEN quantity > 0 THEN quantity * unit_price::float8 ELSE 0 END)     AS gross_revenue,
-       SUM(CASE WHEN quantity < 0 THEN -quantity * unit_price::float8 ELSE 0 END)    AS returned_value,
-       SUM(CASE WHEN quantity > 0 THEN discount::float8 ELSE 0 END)                  AS discount_total,
-       SUM(CASE WHEN quantity > 0 AND discount > 0 THEN 1 ELSE 0 END)                AS discounted_lines,
-       COUNT(DISTINCT CASE WHEN quantity > 0 THEN category END)                      AS categories,
-       MIN(CASE WHEN quantity > 0 THEN ordered_at END)                               AS first_order_at,
-       MAX(CASE WHEN quantity > 0 THEN ordered_at END)                               AS last_order_at,
-       MAX(ordered_at)                                                               AS last_tx_at
-FROM raw.transactions
-WHERE ordered_at >= :start AND ordered_at < :cutoff
-GROUP BY customer_id
-"""
-
-_PG_EV = """
-SELECT customer_id,
-       COUNT(*)                                             AS events,
-       COUNT(*) FILTER (WHERE event_type = 'page_view')        AS page_views,
-       COUNT(*) FILTER (WHERE event_type = 'product_view')     AS product_views,
-       COUNT(*) FILTER (WHERE event_type = 'search')           AS searches,
-       COUNT(*) FILTER (WHERE event_type = 'add_to_cart')      AS add_to_carts,
-       COUNT(*) FILTER (WHERE event_type = 'remove_from_cart') AS remove_from_carts,
-       COUNT(*) FILTER (WHERE event_type = 'checkout')         AS checkouts,
-       SUM(dwell_seconds)                                   AS dwell_seconds_total,
-       COUNT(dwell_seconds)                                 AS dwell_events,
-       MAX(occurred_at)                                     AS last_event_at
-FROM raw.browsing_events
-WHERE occurred_at >= :start AND occurred_at < :cutoff
-GROUP BY customer_id
-"""
+_PG_TX = _aggregate_sql("tx", _TX_SPEC, "postgresql", with_guests=True)
+_PG_EV = _aggregate_sql("ev", _EV_SPEC, "postgresql", with_guests=True)
 
 _PG_SESSIONS = """
 SELECT customer_id, COUNT(*) AS sessions
@@ -162,12 +173,10 @@ GROUP BY customer_id
 # about half the time of joining the four tables on customer_id. Column order is the SQLite
 # statement's (``_JOIN``).
 _PG_COLUMNS: dict[str, tuple[str, ...]] = {
-    "tx": ("orders", "purchase_lines", "return_lines", "items", "gross_revenue", "returned_value", "discount_total",
-           "discounted_lines", "categories", "first_order_at", "last_order_at", "last_tx_at"),
-    "sessions": ("sessions",),
-    "ev": ("events", "page_views", "product_views", "searches", "add_to_carts", "remove_from_carts", "checkouts",
-           "dwell_seconds_total", "dwell_events", "last_event_at"),
-    "customers": ("created_at", "birth_year", "gender", "country"),
+    "tx": tuple(name for name, _ in _TX_SPEC),
+    "sessions": (_SESSIONS_SPEC[0],),
+    "ev": tuple(name for name, _ in _EV_SPEC),
+    "customers": _CUSTOMER_COLUMNS,
 }
 
 
@@ -224,32 +233,63 @@ def _set_local(conn: Connection, settings: dict[str, str]) -> None:
         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
-def extract_aggregates(engine: Engine, window: Window) -> dict[str, Any]:
+def extract_aggregates(engine: Engine, window: Window, key: str = "") -> dict[str, Any]:
     """Build the per-customer aggregate staging table for ``window``; return its name and run statistics."""
     if not is_sqlite(engine):
-        return _extract_postgres(engine, window)
-    table = staging_table("aggregates", window.snapshot_date)
-    with engine.begin() as conn:
-        params = window.params(conn)
-        drop_table(conn, STAGING_SCHEMA, table)
-        sql = f"CREATE TABLE {STAGING_SCHEMA}.{table} AS WITH tx AS ({_TX_AGG}), ev AS ({_EV_AGG}) {_JOIN}"
-        conn.execute(text(sql), params)
-        population = conn.execute(text(f"SELECT COUNT(*) FROM {STAGING_SCHEMA}.{table}")).scalar_one()
-        guest_lines = conn.execute(
-            text(
-                "SELECT COUNT(*) FROM raw.transactions "
-                "WHERE ordered_at >= :start AND ordered_at < :cutoff AND customer_id IS NULL"
-            ),
-            params,
-        ).scalar_one()
-        anonymous_events = conn.execute(
-            text(
-                "SELECT COUNT(*) FROM raw.browsing_events "
-                "WHERE occurred_at >= :start AND occurred_at < :cutoff AND customer_id IS NULL"
-            ),
-            params,
-        ).scalar_one()
-    return _stats(window, table, population, guest_lines, anonymous_events)
+        return _extract_postgres(engine, window, key)
+    return _extract_sqlite(engine, window, key)
+
+
+def _extract_sqlite(engine: Engine, window: Window, key: str = "") -> dict[str, Any]:
+    """The SQLite extract: each aggregate into a staging table indexed on customer_id, then one join.
+
+    The joins probe the unique indexes (``SEARCH ... USING INDEX``): linear in the customers,
+    where the one-statement form over CTEs was quadratic. The two part tables are dropped at the end.
+    """
+    table = staging_table("aggregates", window.snapshot_date, key)
+    parts = {kind: staging_table(f"agg_{kind}", window.snapshot_date, key) for kind in _SQLITE_PARTS}
+    seconds: dict[str, float] = {}
+    try:
+        with engine.begin() as conn:
+            params = window.params(conn)
+            for kind, spec in _SQLITE_PARTS.items():
+                t0 = time.perf_counter()
+                drop_table(conn, STAGING_SCHEMA, parts[kind])
+                conn.execute(
+                    text(f"CREATE TABLE {STAGING_SCHEMA}.{parts[kind]} AS "
+                         f"{_aggregate_sql(kind, spec, 'sqlite', with_guests=True)}"),
+                    params,
+                )
+                conn.execute(
+                    text(f"CREATE UNIQUE INDEX {STAGING_SCHEMA}.{_index_name(parts[kind])} "
+                         f"ON {parts[kind]} (customer_id)")
+                )
+                seconds[kind] = round(time.perf_counter() - t0, 2)
+            names = {kind: f"{STAGING_SCHEMA}.{name}" for kind, name in parts.items()}
+            guest_lines = conn.execute(
+                text(f"SELECT purchase_lines + return_lines FROM {names['tx']} WHERE customer_id IS NULL")
+            ).scalar()
+            anonymous_events = conn.execute(
+                text(f"SELECT events FROM {names['ev']} WHERE customer_id IS NULL")
+            ).scalar()
+            t0 = time.perf_counter()
+            drop_table(conn, STAGING_SCHEMA, table)
+            conn.execute(text(f"CREATE TABLE {STAGING_SCHEMA}.{table} AS {_join_sql(names['tx'], names['ev'])}"))
+            population = conn.execute(text(f"SELECT COUNT(*) FROM {STAGING_SCHEMA}.{table}")).scalar_one()
+            seconds["combine"] = round(time.perf_counter() - t0, 2)
+    finally:
+        with engine.begin() as conn:
+            for name in parts.values():
+                drop_table(conn, STAGING_SCHEMA, name)
+    log.info(
+        "extract: transactions %.1fs, events %.1fs, combine %.1fs", seconds.get("tx", 0.0), seconds.get("ev", 0.0),
+        seconds.get("combine", 0.0),
+    )
+    return {**_stats(window, table, population, guest_lines, anonymous_events), "seconds": seconds}
+
+
+def _index_name(table: str) -> str:
+    return validate_identifier(f"ix_{table}_customer_id", "index")
 
 
 def _stats(window: Window, table: str, population: Any, guest_lines: Any, anonymous_events: Any) -> dict[str, Any]:
@@ -263,10 +303,10 @@ def _stats(window: Window, table: str, population: Any, guest_lines: Any, anonym
     }
 
 
-def _extract_postgres(engine: Engine, window: Window) -> dict[str, Any]:
+def _extract_postgres(engine: Engine, window: Window, key: str = "") -> dict[str, Any]:
     """The PostgreSQL extract: three aggregates on three connections at once, then one combining CTAS."""
-    table = staging_table("aggregates", window.snapshot_date)
-    parts = {kind: staging_table(f"agg_{kind}", window.snapshot_date) for kind in ("tx", "ev", "sessions")}
+    table = staging_table("aggregates", window.snapshot_date, key)
+    parts = {kind: staging_table(f"agg_{kind}", window.snapshot_date, key) for kind in ("tx", "ev", "sessions")}
     queries = {"tx": _PG_TX, "ev": _PG_EV, "sessions": _PG_SESSIONS}
     settings = pg_extract_settings()
     seconds: dict[str, float] = {}

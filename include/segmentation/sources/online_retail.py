@@ -69,6 +69,20 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "Country",
 )
 
+#: Online Retail II (2009-12 .. 2011-12) names three columns differently; detected from the header.
+ONLINE_RETAIL_II_COLUMNS: dict[str, str] = {"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}
+
+
+def _as_layout_one(columns: list[str]) -> list[str]:
+    """Header columns with the Online Retail II names mapped to the original layout's names.
+
+    The II layout is recognised when all three of its names are present and none of the originals.
+    """
+    if set(ONLINE_RETAIL_II_COLUMNS) <= set(columns) and not set(ONLINE_RETAIL_II_COLUMNS.values()) & set(columns):
+        return [ONLINE_RETAIL_II_COLUMNS.get(c, c) for c in columns]
+    return columns
+
+
 CUSTOMER_COLUMNS: tuple[str, ...] = tuple(c.name for c in contract_customers.columns)
 TRANSACTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in contract_transactions.columns)
 
@@ -101,7 +115,7 @@ def _check_header(path: Path) -> int:
     header = header.strip("\r\n")
     if not header.strip():
         raise ValueError(f"online retail file {path} is empty: expected a header line with {', '.join(REQUIRED_COLUMNS)}")
-    columns = [c.strip() for c in next(csv.reader([header]))]
+    columns = _as_layout_one([c.strip() for c in next(csv.reader([header]))])
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         for sep, name in _OTHER_DELIMITERS.items():
@@ -184,6 +198,10 @@ def _bad_values(
 def read_online_retail(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Parse and validate an Online Retail CSV (or .csv.gz); raise ValueError naming column, rule and line.
 
+    Both layouts are accepted, told apart by the header: the original (InvoiceNo, UnitPrice,
+    CustomerID; 2010-2011) and Online Retail II (Invoice, Price, Customer ID; 2009-2011), whose
+    columns are renamed to the original's.
+
     Returns one row per data line, in file order, with InvoiceNo, StockCode (str), Quantity (int64),
     InvoiceDate (datetime64, UTC: the file's local times are taken as UTC), UnitPrice (float64),
     CustomerID and Country (str, missing as NA). Integral float ids such as ``17850.0`` become ``17850``.
@@ -198,7 +216,7 @@ def read_online_retail(path: str | os.PathLike[str]) -> pd.DataFrame:
             raw = pd.read_csv(fh, dtype=str, keep_default_na=False, na_filter=False, index_col=False)
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         raise ValueError(f"online retail file {path}: not a well-formed CSV file: {exc}") from exc
-    raw.columns = [str(c).strip() for c in raw.columns]
+    raw.columns = _as_layout_one([str(c).strip() for c in raw.columns])
     raw = raw[list(REQUIRED_COLUMNS)]
     text = {c: raw[c].astype(str).str.strip() for c in REQUIRED_COLUMNS}
 

@@ -6,6 +6,9 @@ schemas. On SQLite each schema is a separate database file ATTACHed under the sc
 next to the main file: ``warehouse.db`` gets ``warehouse.raw.db``, ``warehouse.segmentation.db``
 and ``warehouse.evaluation.db``. SQL written as ``raw.customers`` therefore runs unchanged on both.
 
+PostgreSQL sessions are pinned to UTC (``-c timezone=UTC``): naive timestamps (``timestamp without
+time zone``) are read as UTC, whatever the database's time zone setting is.
+
 Timestamps on SQLite are stored as UTC text ``YYYY-MM-DD HH:MM:SS`` so that they sort and compare
 as strings and ``julianday()`` understands them (``ts_param`` binds them that way).
 """
@@ -63,7 +66,14 @@ def get_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(u, **kwargs)
+    # Every PostgreSQL session runs in UTC: a ``timestamp without time zone`` (e.g. in a
+    # bring-your-own-data view) is then read as UTC wherever the database's or role's time zone
+    # points, so the window boundary [S - window, S) is always S 00:00 UTC.
+    connect_args = dict(kwargs.pop("connect_args", {}) or {})
+    options = str(connect_args.get("options", "") or "")
+    if "timezone=" not in options.lower():
+        connect_args["options"] = f"{options} -c timezone=UTC".strip()
+    return create_engine(u, connect_args=connect_args, **kwargs)
 
 
 def describe(bind: Engine | Connection) -> str:

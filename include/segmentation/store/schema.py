@@ -17,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    inspect,
 )
 
 from include.segmentation.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
@@ -41,7 +43,7 @@ audience_metadata = MetaData(schema=SCHEMA)
 # --- runs and snapshots ------------------------------------------------------------------------
 
 # "superseded": a published run whose snapshot date was published again by a later run.
-RUN_STATUSES: tuple[str, ...] = ("running", "published", "superseded", "rejected", "failed_validation", "failed")
+RUN_STATUSES: tuple[str, ...] = ("running", "published", "superseded", "rejected", "failed_validation", "failed", "abandoned")
 
 segment_runs = Table(
     "segment_runs",
@@ -67,6 +69,13 @@ segment_runs = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("message", Text),
+    Column("heartbeat_at", DateTime(timezone=True)),  # last sign of life of a running run
+    Column("effective_weights", Text),  # JSON: feature -> weight the model actually used
+    Column("lifetime_model", Text),  # JSON: fitted BG/NBD and Gamma-Gamma parameters
+    Column("min_name_fidelity", Float),  # lowest share of a segment's members meeting its name
+    Column("stability", Float),  # mean bootstrap Jaccard stability over the segments
+    Column("moved_customers", Integer),  # customers whose segment changed since the previous snapshot
+    Column("moved_with_feature_change", Integer),  # of those, customers whose own features moved materially
 )
 Index("ix_segment_runs_snapshot", segment_runs.c.snapshot_date, segment_runs.c.status)
 
@@ -113,6 +122,8 @@ segment_profiles = Table(
     Column("feature_medians", Text, nullable=False),  # JSON: feature -> median in original units
     Column("top_categories", Text),  # JSON list
     Column("run_id", Text, nullable=False),
+    Column("name_fidelity", Float),  # share of members meeting the definition of the segment's name
+    Column("stability", Float),  # bootstrap Jaccard similarity to the best-matching resampled cluster
     PrimaryKeyConstraint("snapshot_date", "segment_id", name="segment_profiles_pkey"),
 )
 
@@ -337,12 +348,31 @@ PUBLISHED_TABLES: tuple[str, ...] = (
 
 
 
+def add_missing_columns(conn: Connection, table: Table) -> list[str]:
+    """Add the nullable columns ``table`` declares but the warehouse lacks (a newer release's columns).
+
+    Warehouses created by an earlier release keep their data; only ``ALTER TABLE ... ADD COLUMN``
+    is ever issued, never a drop or a type change. Returns the columns added.
+    """
+    present = {c["name"] for c in inspect(conn).get_columns(table.name, schema=table.schema)}
+    added = []
+    for column in table.columns:
+        if column.name in present or not column.nullable:
+            continue
+        ddl = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {table.schema}.{table.name} ADD COLUMN {column.name} {ddl}")
+        added.append(column.name)
+    return added
+
+
 def ensure_segmentation_tables(engine: Engine) -> None:
-    """Create the run's tables if missing (idempotent, under the DDL advisory lock)."""
+    """Create the run's tables if missing and add newer columns (idempotent, under the DDL advisory lock)."""
     ensure_schemas(engine)
     with engine.begin() as conn:
         ddl_lock(conn)
         metadata.create_all(conn, checkfirst=True)
+        for table in metadata.tables.values():
+            add_missing_columns(conn, table)
 
 
 def ensure_audience_tables(engine: Engine) -> None:

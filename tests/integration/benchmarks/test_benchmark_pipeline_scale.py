@@ -21,6 +21,7 @@ def _run(pg_url: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str
     admin, db = pg_url.rsplit("/", 1)
     return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "pipeline_scale.py"), "--customers", "400", "--days", "120",
+         "--params", '{"min_population": 100, "min_segment_size": 5}',
          "--window-days", "90", "--url", f"{admin}/postgres", "--db", db, "--json", str(out), *extra],
         capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
     )

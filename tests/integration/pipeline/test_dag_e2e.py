@@ -100,3 +100,21 @@ def test_dag_stops_at_validation_and_publishes_nothing(
     assert runs["status"].tolist() == ["failed_validation"]
     assert "last_day_not_empty" in runs["message"].iloc[0]
     assert published == 0
+
+
+@pytest.mark.parametrize(
+    "end", [date(2011, 12, 9), date(2024, 8, 31)], ids=["years-before-old-start", "after-old-start"]
+)
+def test_dag_runs_any_date_the_data_supports(
+    end: date, generated_warehouse: Callable[..., str], airflow_db, monkeypatch
+) -> None:
+    """A historical date runs every task (it used to create a run with no task instances)."""
+    warehouse = generated_warehouse("sqlite", customers=600, days=400, end_date=end, seed=11)
+    snapshot = end + timedelta(days=1)
+    state, tasks = _run_dag(warehouse, snapshot, monkeypatch)
+    assert tasks, "the run has no task instances"
+    assert state == "success", tasks
+    assert tasks["publish"] == "success"
+    (runs,) = _read(warehouse, "SELECT status, snapshot_date FROM segmentation.segment_runs")
+    assert runs["status"].tolist() == ["published"]
+    assert str(runs["snapshot_date"].iloc[0])[:10] == snapshot.isoformat()

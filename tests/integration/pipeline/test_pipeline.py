@@ -20,6 +20,7 @@ from include.segmentation.store import bulk_insert, get_engine, read_sql
 END = date(2024, 6, 30)
 S = END + timedelta(days=1)
 FAST = {"k_min": 3, "k_max": 8}
+TINY = {"min_population": 1, "min_segment_size": 1}  # reach the clustering's own checks
 
 
 def _table(engine, sql: str, **params) -> pd.DataFrame:
@@ -197,7 +198,7 @@ def _load(engine, customers: list[dict], lines: list[dict], events: list[dict] |
 def test_population_smaller_than_k_range(engine) -> None:
     _load(engine, [_customer("a"), _customer("b")], [_line("o1", "a", 1), _line("o2", "b", 2, price=99.0)])
     with pytest.raises(ClusteringError, match="population of 2 customer\\(s\\) is too small for k_min=3"):
-        run_pipeline(engine, S, validate=False)
+        run_pipeline(engine, S, TINY, validate=False)
     assert _runs(engine)["status"].tolist() == ["failed"]
     assert _table(engine, "SELECT COUNT(*) AS n FROM segmentation.customer_segments")["n"].iloc[0] == 0
 
@@ -205,7 +206,7 @@ def test_population_smaller_than_k_range(engine) -> None:
 def test_single_repeated_customer(engine) -> None:
     _load(engine, [_customer("solo")], [_line(f"o{i}", "solo", i % 20) for i in range(50)])
     with pytest.raises(ClusteringError, match="population of 1 customer"):
-        run_pipeline(engine, S, validate=False)
+        run_pipeline(engine, S, TINY, validate=False)
     assert _runs(engine)["status"].tolist() == ["failed"]
 
 
@@ -222,7 +223,7 @@ def test_identical_feature_vectors_have_no_variance(engine) -> None:
     ]
     _load(engine, customers, [], events)
     with pytest.raises(ClusteringError, match="no variance"):
-        run_pipeline(engine, S, validate=False)
+        run_pipeline(engine, S, TINY, validate=False)
     assert _runs(engine)["status"].tolist() == ["failed"]
 
 

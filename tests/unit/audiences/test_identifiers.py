@@ -134,3 +134,25 @@ def test_unknown_platform_or_kind_is_a_programming_error() -> None:
         normalize_email("a@example.com", "tiktok")
     with pytest.raises(IdentifierError, match="kind"):
         hash_identifier("fax", "123", "US", "meta")
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "google"),
+    [
+        # Countries the old hand-kept table did not have: phonenumbers knows every numbering plan.
+        ("010-1234-5678", "KR", "+821012345678"),  # South Korea mobile, trunk 0
+        ("011 15-2345-6789", "AR", "+5491123456789"),  # Argentina mobile: 0 + area, 15 prefix
+        ("0812-3456-789", "ID", "+628123456789"),  # Indonesia
+        ("0612345678", "NL", "+31612345678"),
+        ("00 33 1 42 68 53 00", "DE", "+33142685300"),  # Germany's international prefix 00
+        ("0 (30) 123456", "DE", "+4930123456"),  # a short German landline
+    ],
+)
+def test_phone_numbers_of_any_country(raw: str, country: str, google: str) -> None:
+    assert normalize_phone(raw, country, "google_ads") == google
+    assert normalize_phone(raw, country, "meta") == google[1:]
+
+
+def test_any_iso_country_code_is_known() -> None:
+    assert country_code("kr") == "KR" and country_code("AR") == "AR"
+    assert normalize_phone("0612345678", "Netherlands", "meta") == "31612345678"

@@ -238,6 +238,7 @@ def test_tighter_thresholds_turn_the_same_change_into_a_warning() -> None:
 
 def _median(**over: float) -> pd.Series:
     m = pd.Series(dict.fromkeys(NUMERIC_FEATURES, 0.0))
+    m[["p_alive", "expected_purchases_90d", "predicted_value_12m"]] = np.nan  # lifetime model not fitted
     m.update(pd.Series({"recency_days": 10.0, "frequency": 9.0, "monetary": 400.0, "sessions": 12.0,
                         "tenure_days": 500.0}))
     m.update(pd.Series(over, dtype="float64"))
@@ -248,8 +249,8 @@ def test_description_reads_like_the_issue_example() -> None:
     pop = _median(monetary=100.0)
     text = describe_segment(_median(), pop, window_days=365, favourite=("Electronics", 2.14))
     assert text == (
-        "spend 4.0x the median (400), bought in the last 2 weeks, 9 orders a year, 12 sessions a year, "
-        "over-index on Electronics (2.1x)"
+        "spend 4.0x the median: 400 (store currency) in a year, bought in the last 2 weeks, "
+        "9 orders a year, 12 sessions a year, over-index on Electronics (2.1x)"
     )
 
 
@@ -262,5 +263,9 @@ def test_description_cases() -> None:
     half_year = describe_segment(_median(frequency=4.0), pop, window_days=180)
     assert "4 orders in 180 days" in half_year
     bargain = describe_segment(_median(discount_share=0.42, return_rate=0.15, tenure_days=20.0), pop)
-    assert "42% of spend discounted" in bargain and "return 15%" in bargain and "joined 3 weeks ago" in bargain
+    assert "42% of spend discounted" in bargain and "return 15%" in bargain and "in 3 weeks since first seen" in bargain
+    assert "orders a year" not in bargain  # rates over the customer's own active time
+    alive = describe_segment(_median(p_alive=0.9, expected_purchases_90d=1.5, predicted_value_12m=250.0), pop)
+    assert "P(alive) 90%" in alive and "1.5 purchases expected in the next 90 days" in alive
+    assert "predicted 12-month value 250" in alive
     assert humanize_days(3) == "3 days" and humanize_days(21) == "3 weeks" and humanize_days(400) == "1.1 years"

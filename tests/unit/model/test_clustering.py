@@ -12,7 +12,6 @@ from include.segmentation.model import (
     ClusteringError,
     fit_segments,
     match_ids,
-    name_segments,
     quality_gate,
     score_labels,
 )
@@ -98,18 +97,3 @@ def test_ids_stay_stable_and_new_segments_get_new_ids() -> None:
     ids = match_ids(new, prev, scale=np.array([1.0, 1.0]), next_id=10)
     assert ids == [3, 10, 7]
     assert match_ids(new, {}, np.ones(2), next_id=1, first_run_order=np.array([2, 0, 1])) == [2, 3, 1]
-
-
-def test_names_follow_rules_and_are_unique() -> None:
-    cols = ["recency_days", "frequency", "monetary", "tenure_days", "discount_share"]
-    med = pd.DataFrame(
-        [[5, 20, 5000, 900, 0.0], [300, 0, 0, 500, 0.0], [20, 2, 100, 20, 0.0], [250, 5, 800, 800, 0.0],
-         [200, 1, 50, 700, 0.0], [30, 6, 300, 600, 0.4], [25, 6, 300, 600, 0.0], [28, 7, 320, 600, 0.0]],
-        index=[1, 2, 3, 4, 5, 6, 7, 8], columns=cols,
-    )
-    pop = pd.DataFrame({"monetary": [100, 200, 300], "frequency": [1, 2, 6]})
-    names = name_segments(med, pop)
-    assert names == {
-        1: "Champions", 2: "Window shoppers", 3: "New customers", 4: "At risk", 5: "One-time buyers",
-        6: "Bargain hunters", 7: "Loyal", 8: "Loyal 2",
-    }

@@ -84,7 +84,8 @@ def test_notify_failure_logs_and_posts_a_redacted_alert(webhook_server, caplog, 
     got = receiver.received[0]
     assert got["path"] == "/services/T000/SECRETPATH" and got["auth"] == "Bearer tok-123"
     assert got["json"]["dag_id"] == "customer_segmentation" and got["json"]["task_id"] == "cluster"
-    assert "task cluster failed" in got["json"]["text"] and "(try 3/3)" in got["json"]["text"]
+    assert "task cluster failed" in got["json"]["text"] and "not retried: no retries left (try 3/3)" in got["json"]["text"]
+    assert got["json"]["retried"] is False and got["json"]["permanent"] is False
     assert "bob@example.org" not in json.dumps(got["json"])
     logged = caplog.text
     assert "task cluster failed in customer_segmentation" in logged
@@ -147,3 +148,77 @@ def test_alert_for_a_dag_level_failure() -> None:
     alert = build_alert({"dag_run": _Run(), "reason": "task_failure"})
     assert alert.task_id is None and alert.run_id == _Run.run_id and alert.error == "task_failure"
     assert alert.text.startswith("[segmentation] DAG run failed in customer_segmentation")
+
+
+class _FirstTry(_FakeTI):
+    try_number = 1
+    max_tries = 2
+
+
+def test_permanent_errors_and_last_tries_say_not_retried() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.segmentation.orchestration.alerts import build_alert
+
+    # What orchestration/tasks.py raises for a PermanentError: failed on try 1, never retried.
+    permanent = build_alert({**_context(AirflowFailException("data quality (features) failed")), "ti": _FirstTry()})
+    assert permanent.permanent and permanent.retried is False
+    assert "not retried: permanent error" in permanent.text and "try 1/3" not in permanent.text
+    assert permanent.payload()["retried"] is False
+
+    # A transient error with retries left keeps the try count.
+    transient = build_alert({**_context(ConnectionError("server closed the connection")), "ti": _FirstTry()})
+    assert not transient.permanent and transient.retried is True
+    assert "(try 1/3)" in transient.text and "not retried" not in transient.text
+
+    # The last try of a transient error: no retries left.
+    last = build_alert(_context(ConnectionError("server closed the connection")))
+    assert last.retried is False and "not retried: no retries left (try 3/3)" in last.text
+
+    # A subclass of AirflowFailException is permanent too; an unknown try count says nothing about tries.
+    class _Sub(AirflowFailException):
+        pass
+
+    class _NoTries(_FakeTI):
+        try_number = None
+
+    assert build_alert({**_context(_Sub("x")), "ti": _NoTries()}).permanent
+    unknown = build_alert({**_context(ValueError("x")), "ti": _NoTries()})
+    assert unknown.retried is None and "(try" not in unknown.text and "retried" not in unknown.text
+
+
+def test_the_alert_is_an_airflow_notifier(caplog) -> None:
+    from airflow.sdk import BaseNotifier
+
+    from include.segmentation.orchestration.alerts import SegmentationFailureNotifier
+
+    notifier = SegmentationFailureNotifier(webhook=None)
+    assert isinstance(notifier, BaseNotifier)
+    exc = ValueError("login failed: password=hunter2 for +44 20 7946 0958")
+    with caplog.at_level(logging.ERROR, logger="include.segmentation.orchestration.alerts"):
+        notifier(_context(exc))  # how Airflow calls a notifier in on_failure_callback
+    assert notifier.last_alert is not None and notifier.last_alert.task_id == "cluster"
+    assert "hunter2" not in caplog.text and "7946" not in caplog.text and "password=***" in caplog.text
+    assert "task cluster failed in customer_segmentation" in caplog.text
+
+
+def test_the_dag_uses_the_notifier(monkeypatch) -> None:
+    """customer_segmentation's on_failure_callback goes through SegmentationFailureNotifier."""
+    import importlib.util
+    from pathlib import Path
+
+    from include.segmentation.orchestration import alerts
+
+    calls: list[object] = []
+    monkeypatch.setattr(alerts.SegmentationFailureNotifier, "notify", lambda self, ctx: calls.append(ctx))
+    path = Path(__file__).resolve().parents[3] / "dags" / "customer_segmentation.py"
+    spec = importlib.util.spec_from_file_location("_custseg_dag_for_alerts", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    callbacks = module.customer_segmentation().default_args["on_failure_callback"]
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    ctx = _context(ValueError("boom"))
+    for cb in callbacks:
+        cb(ctx)
+    assert calls == [ctx]

@@ -103,7 +103,7 @@ def test_overrides_change_severity_and_thresholds_and_rule_text() -> None:
         ({"transactions.guest_line_share": {"max_share": 1.5}}, "must be within [0, 1]"),
         ({"transactions.guest_line_share": {"max_share": "lots"}}, "must be a number"),
         ({"transactions.last_day_volume": {"trailing_days": 2.5}}, "whole number"),
-        ({"transactions.last_day_volume": {"min_ratio": 6}}, "min_ratio 6.0 > max_ratio 5.0"),
+        ({"transactions.last_day_volume": {"min_ratio": 6}}, "min_ratio 6.0 > max_ratio 2.0"),
         ({"customers.created_at_not_too_old": {"min_timestamp": "last year"}}, "must be a date"),
         ({"transactions.freshness": 3}, "must be a severity string or an object"),
     ],

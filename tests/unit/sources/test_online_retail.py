@@ -234,3 +234,27 @@ def test_total_changes_only_by_the_rounded_prices() -> None:
     exact = sum(Decimal(int(q)) * Decimal(repr(p)) for q, p in zip(df["Quantity"], df["UnitPrice"], strict=True))
     loaded = sum(Decimal(int(q)) * Decimal(repr(p)) for q, p in zip(tx["quantity"], tx["unit_price"], strict=True))
     assert exact - loaded == Decimal("0.001")
+
+
+def test_online_retail_ii_layout_is_detected_from_the_header(tmp_path: Path) -> None:
+    """Online Retail II: Invoice, Price and Customer ID instead of InvoiceNo, UnitPrice and CustomerID."""
+    path = _write(tmp_path, (
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        "489434,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2009-12-01 07:45:00,6.95,13085.0,United Kingdom\n"
+        "C489449,22087,PAPER BUNTING WHITE LACE,-12,2009-12-01 10:33:00,2.95,16321.0,Australia\n"
+        "489464,21733,85123a mixed,-96,2009-12-01 10:52:00,0.00,,United Kingdom\n"
+    ), "online_retail_II.csv")
+    df = read_online_retail(path)
+    assert list(df["InvoiceNo"]) == ["489434", "C489449", "489464"]
+    assert list(df["UnitPrice"]) == [6.95, 2.95, 0.0]
+    assert df["CustomerID"].iloc[0] == "13085" and pd.isna(df["CustomerID"].iloc[2])
+    assert df["InvoiceDate"].iloc[0] == pd.Timestamp("2009-12-01 07:45:00", tz="UTC")
+    frames = to_source_contract(df)
+    assert frames["transactions"]["order_id"].tolist() == ["489434", "C489449", "489464"]
+    assert set(frames["customers"]["customer_id"]) == {"13085", "16321"}
+
+
+def test_online_retail_ii_missing_column_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, "Invoice,StockCode,Quantity,InvoiceDate,Customer ID,Country\n1,A,1,2010-01-01 10:00:00,1,UK\n")
+    with pytest.raises(ValueError, match="missing column"):
+        read_online_retail(path)
