@@ -77,7 +77,7 @@ def test_killed_run_is_closed_as_abandoned_and_blocks_no_later_date(
         later = start_run(engine, S1 + timedelta(days=1))
         # Within the staleness limit the crashed run still looks alive: the later date waits.
         assert pending_earlier_runs(engine, later) == [S1.isoformat()]
-        time.sleep(2.5)
+        time.sleep(3.5)  # timestamps are stored to the second: 3.5 s is past a 2 s limit whatever the rounding
         # Past it (a short limit instead of waiting 30 minutes): closed, and nothing waits for it.
         assert pending_earlier_runs(engine, later, stale_after=timedelta(seconds=2)) == []
         row = _runs(engine)[crashed]
