@@ -129,10 +129,14 @@ def create_raw_indexes(engine: Engine) -> None:
     with engine.begin() as conn:
         for ix in RAW_INDEXES:
             ix.create(conn, checkfirst=True)
+    analyze_raw(engine, ("customers", "transactions", "browsing_events"))
+
+
+def analyze_raw(engine: Engine, tables: tuple[str, ...]) -> None:
+    """Refresh planner statistics of raw ``tables`` (SQLite analyzes the whole raw schema)."""
     with engine.connect() as conn:
         if is_sqlite(conn):
             conn.exec_driver_sql("ANALYZE raw")
         else:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "ANALYZE raw.customers; ANALYZE raw.transactions; ANALYZE raw.browsing_events"
-            )
+            names = ", ".join(f"raw.{t}" for t in tables)
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"ANALYZE {names}")

@@ -233,6 +233,15 @@ def _set_local(conn: Connection, settings: dict[str, str]) -> None:
         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
+def _excluded(conn: Connection, names: dict[str, str]) -> tuple[Any, Any]:
+    """Guest lines and anonymous events: the NULL-customer group of the tx and ev aggregates."""
+    guest_lines = conn.execute(
+        text(f"SELECT purchase_lines + return_lines FROM {names['tx']} WHERE customer_id IS NULL")
+    ).scalar()
+    anonymous_events = conn.execute(text(f"SELECT events FROM {names['ev']} WHERE customer_id IS NULL")).scalar()
+    return guest_lines, anonymous_events
+
+
 def extract_aggregates(engine: Engine, window: Window, key: str = "") -> dict[str, Any]:
     """Build the per-customer aggregate staging table for ``window``; return its name and run statistics."""
     if not is_sqlite(engine):
@@ -266,12 +275,7 @@ def _extract_sqlite(engine: Engine, window: Window, key: str = "") -> dict[str, 
                 )
                 seconds[kind] = round(time.perf_counter() - t0, 2)
             names = {kind: f"{STAGING_SCHEMA}.{name}" for kind, name in parts.items()}
-            guest_lines = conn.execute(
-                text(f"SELECT purchase_lines + return_lines FROM {names['tx']} WHERE customer_id IS NULL")
-            ).scalar()
-            anonymous_events = conn.execute(
-                text(f"SELECT events FROM {names['ev']} WHERE customer_id IS NULL")
-            ).scalar()
+            guest_lines, anonymous_events = _excluded(conn, names)
             t0 = time.perf_counter()
             drop_table(conn, STAGING_SCHEMA, table)
             conn.execute(text(f"CREATE TABLE {STAGING_SCHEMA}.{table} AS {_join_sql(names['tx'], names['ev'])}"))
@@ -331,12 +335,7 @@ def _extract_postgres(engine: Engine, window: Window, key: str = "") -> dict[str
         t0 = time.perf_counter()
         with engine.begin() as conn:
             _set_local(conn, settings)
-            guest_lines = conn.execute(
-                text(f"SELECT purchase_lines + return_lines FROM {names['tx']} WHERE customer_id IS NULL")
-            ).scalar()
-            anonymous_events = conn.execute(
-                text(f"SELECT events FROM {names['ev']} WHERE customer_id IS NULL")
-            ).scalar()
+            guest_lines, anonymous_events = _excluded(conn, names)
             drop_table(conn, STAGING_SCHEMA, table)
             # A logged table (0.5 s more at 1M): it outlives this task, and a server crash before the
             # feature task reads it must not leave it empty.

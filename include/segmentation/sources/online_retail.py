@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from include.segmentation.settings import online_retail_path
-from include.segmentation.sources.contract import RAW_TABLES, create_source_contract
+from include.segmentation.sources.contract import RAW_TABLES, analyze_raw, create_source_contract
 from include.segmentation.sources.contract import customers as contract_customers
 from include.segmentation.sources.contract import transactions as contract_transactions
 from include.segmentation.store import (
@@ -436,12 +436,6 @@ def _rounding_delta(quantity: pd.Series, price: pd.Series, scale: int) -> Decima
 def _analyze(engine: Engine) -> None:
     """Refresh planner statistics after the bulk load (after the commit; a failure only logs a warning)."""
     try:
-        with engine.connect() as conn:
-            if is_sqlite(conn):
-                conn.exec_driver_sql("ANALYZE raw")
-            else:
-                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                    "ANALYZE raw.customers, raw.transactions"
-                )
+        analyze_raw(engine, ("customers", "transactions"))
     except sa.exc.SQLAlchemyError as exc:
         log.warning("online retail: ANALYZE after the load failed (data is loaded): %s", type(exc).__name__)
