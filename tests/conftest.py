@@ -259,16 +259,47 @@ def warehouse_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
 
-@pytest.fixture
-def engine(warehouse_url: str):
-    """An engine on an empty warehouse with the source contract created."""
+def _contract_engine(url: str) -> Any:
+    """An engine on ``url`` with the source contract (schemas and raw tables) created."""
     from include.segmentation.sources import create_source_contract
     from include.segmentation.store import get_engine
 
-    eng = get_engine(warehouse_url)
+    eng = get_engine(url)
     create_source_contract(eng)
+    return eng
+
+
+@pytest.fixture
+def engine(warehouse_url: str) -> Iterator[Any]:
+    """An engine on an empty warehouse (each flavour) with the source contract created."""
+    eng = _contract_engine(warehouse_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Any]:
+    """An engine on an empty PostgreSQL warehouse of this test's own with the source contract created."""
+    eng = _contract_engine(pg_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def generated_engine(generated_warehouse: Callable[..., str]) -> Iterator[Callable[..., Any]]:
+    """``generated_engine(flavour, **spec) -> Engine`` on a generated warehouse of this test's own
+    (``generated_warehouse``'s arguments); disposed before the warehouse is dropped."""
+    from include.segmentation.store import get_engine
+
+    engines: list[Any] = []
+
+    def make(flavour: Flavour, **spec: Any) -> Any:
+        engines.append(get_engine(generated_warehouse(flavour, **spec)))
+        return engines[-1]
+
+    yield make
+    for eng in engines:
+        eng.dispose()
 
 
 # --- data files beside the checkout -------------------------------------------------------------

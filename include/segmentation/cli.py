@@ -45,10 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--chunk-customers", type=_positive_int, default=50_000)
     gen.add_argument("--replace", action="store_true", help="empty the raw tables first")
+    gen.add_argument("--price-response", action="store_true",
+                     help="plant price-responsive quantities by customer type (off by default; docs/feeds.md)")
 
     load = sub.add_parser("load-online-retail", help="load a UCI Online Retail file into raw.*")
     load.add_argument("path", type=Path, nargs="?", default=None)
     load.add_argument("--replace", action="store_true", help="empty the raw tables first")
+
+    cdnow = sub.add_parser(
+        "load-cdnow", help="load the CDNOW purchases file (a purchases-only source) into raw.customers and raw.transactions"
+    )
+    cdnow.add_argument("path", type=Path, help="CDNOW_sample.txt or the full CDNOW master file (same layout)")
+    cdnow.add_argument("--replace", action="store_true", help="empty the raw tables first")
 
     run = sub.add_parser("run", help="run the segmentation pipeline for one snapshot date, without Airflow")
     run.add_argument("--date", type=_date, required=True, help="snapshot date S (data before S 00:00 UTC)")
@@ -112,12 +120,18 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 chunk_customers=args.chunk_customers,
                 replace=args.replace,
+                price_response=args.price_response,
             )
             print(json.dumps(stats, default=str, indent=2))
         elif args.command == "load-online-retail":
             from include.segmentation.sources import DEFAULT_PATH, load_online_retail
 
             stats = load_online_retail(engine, args.path or DEFAULT_PATH, replace=args.replace)
+            print(json.dumps(stats, default=str, indent=2))
+        elif args.command == "load-cdnow":
+            from include.segmentation.sources.cdnow import load_cdnow
+
+            stats = load_cdnow(engine, args.path, replace=args.replace)
             print(json.dumps(stats, default=str, indent=2))
         elif args.command == "run":
             from include.segmentation.pipeline import run_pipeline

@@ -60,6 +60,13 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               enum=("distance", "dbscan")),
     ParamSpec("max_match_distance", 1.5, "number", "Segment id match distance",
               "How far (in standard deviations) a segment may move from yesterday's and keep its id.", 0, 100),
+    ParamSpec("k_change_min_gain", 0.02, "number", "Evidence to change the segments (silhouette gain)",
+              "Yesterday's segments are kept (same count, warm-started from their centres) while they still fit "
+              "today's data; the count changes only when today's best silhouette beats theirs by more than this.",
+              0, 1),
+    ParamSpec("k_stability_tolerance", 0.01, "number", "Silhouette tolerance for preferring stable segments",
+              "Among segment counts whose silhouette is within this of the best, the one whose segments are most "
+              "stable under resampling is chosen.", 0, 1),
     ParamSpec("quality", {}, "object", "Data-quality overrides",
               'Change a check\'s severity or thresholds for this run, e.g. {"transactions.last_day_volume": '
               '"off"}; see docs/data_quality.md.'),

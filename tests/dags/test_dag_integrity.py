@@ -20,7 +20,7 @@ def dag(get_dag):
 
 def test_the_bag_holds_exactly_the_project_dags(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"customer_segmentation", "audience_sync"}
+    assert set(dagbag.dag_ids) == {"customer_segmentation", "audience_sync", "segment_assignment"}
 
 
 def test_customer_segmentation_shape(dag) -> None:

@@ -144,8 +144,9 @@ def build_profiles(
     run_id: str,
     window_days: int = 365,
     name_fidelity: dict[int, float] | None = None,
+    stability: dict[int, float] | None = None,
 ) -> pd.DataFrame:
-    """One row per segment: size, share, description, centroid and feature means/medians (JSON)."""
+    """One row per segment: size, share, description, centroid, feature means/medians (JSON), stability."""
     numeric = features[list(NUMERIC_FEATURES)]
     grouped = numeric.groupby(segment_of)
     means = grouped.mean()
@@ -171,6 +172,7 @@ def build_profiles(
                 "top_categories": None,
                 "run_id": run_id,
                 "name_fidelity": None if name_fidelity is None else float(name_fidelity.get(seg_id, np.nan)),
+                "stability": None if stability is None or seg_id not in stability else float(stability[seg_id]),
             }
         )
     return pd.DataFrame(rows)

@@ -20,7 +20,9 @@ from sqlalchemy import Engine
 
 from include.segmentation.errors import PermanentError
 from include.segmentation.explain.common import as_date
+from include.segmentation.explain.report_feeds import read_feeds
 from include.segmentation.model import MODEL_FEATURES, NUMERIC_FEATURES, model_weights, transform_for_model
+from include.segmentation.model.clustering import scale_features
 from include.segmentation.store import read_sql, table_exists
 
 PROJECTION_SAMPLE = 2_000
@@ -45,6 +47,7 @@ class ReportData:
     projection: pd.DataFrame  # x, y, segment_id for a sample of customers
     explained: tuple[float, float]  # variance explained by the two projection axes
     newest: bool  # the newest published snapshot
+    feeds: dict[str, pd.DataFrame] | None = None  # pricing and inventory feeds by kind (explain/report_feeds.py)
 
 
 def _read_if_exists(conn: Any, table: str, snapshot_date: date) -> pd.DataFrame:
@@ -117,12 +120,11 @@ def _project(sample: pd.DataFrame, weights: np.ndarray | None = None) -> tuple[p
     if len(sample) < 3:
         return pd.DataFrame(columns=["x", "y", "segment_id"]), (float("nan"), float("nan"))
     from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
 
     for c in MODEL_FEATURES:
         sample[c] = pd.to_numeric(sample[c], errors="coerce").astype("float64")
     X = np.nan_to_num(transform_for_model(sample).to_numpy())
-    Z = StandardScaler().fit_transform(X) * (model_weights() if weights is None else weights)
+    Z, _, _ = scale_features(X, model_weights() if weights is None else weights)
     pca = PCA(n_components=2, random_state=0).fit(Z)
     xy = pca.transform(Z)
     projection = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "segment_id": sample["segment_id"].astype(int)})
@@ -155,4 +157,5 @@ def load_report_data(engine: Engine, snapshot_date: date, sample_size: int = PRO
         projection=projection,
         explained=explained,
         newest=newest is None or snapshot_date >= newest,
+        feeds=read_feeds(engine, snapshot_date),
     )

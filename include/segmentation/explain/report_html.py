@@ -17,6 +17,7 @@ import pandas as pd
 
 from include.segmentation.explain.common import as_date, has_text
 from include.segmentation.explain.report_data import ReportData
+from include.segmentation.explain.report_feeds import feeds_section
 from include.segmentation.explain.report_format import esc, fmt_int, fmt_num, fmt_pct, is_missing
 from include.segmentation.explain.svg import color_of, diverging, svg_bars, svg_line_chart, svg_scatter
 from include.segmentation.model import FEATURES
@@ -89,14 +90,16 @@ def _k_section(data: ReportData) -> str:
     rows = [
         f"<tr{' class=chosen-row' if s.get('k') == chosen else ''}><td>{esc(s.get('k'))}</td>"
         f"<td>{fmt_num(s.get('silhouette'), 4)}</td><td>{fmt_num(s.get('davies_bouldin'), 4)}</td>"
-        f"<td>{fmt_num(s.get('calinski_harabasz'))}</td></tr>"
+        f"<td>{fmt_num(s.get('calinski_harabasz'))}</td><td>{fmt_num(s.get('stability'), 3)}</td></tr>"
         for s in k_scores
     ]
-    table = _table(_ths("k", "silhouette", "Davies-Bouldin", "Calinski-Harabasz"), rows, "small") if rows else ""
+    head = _ths("k", "silhouette", "Davies-Bouldin", "Calinski-Harabasz", "stability (bootstrap Jaccard)")
+    table = _table(head, rows, "small") if rows else ""
     return _section(
         "k", "Choosing k",
-        '<p class="muted">k with the best silhouette (on a sample when the population is large) is fitted on '
-        f'everyone; chosen k = <b>{esc(chosen)}</b>.</p><div class="row">{charts}</div>{table}',
+        '<p class="muted">Among the k whose silhouette (on a sample when the population is large) is close to the '
+        'best, the most stable under resampling is fitted on everyone; yesterday\'s k is kept while its model still '
+        f'fits (the run\'s message says why k was kept or changed). Chosen k = <b>{esc(chosen)}</b>.</p><div class="row">{charts}</div>{table}',
     )
 
 
@@ -104,6 +107,12 @@ def _fidelity(r: Any) -> str:
     """Share of the segment's members who meet its name's definition ('–' before fidelity was recorded)."""
     value = getattr(r, "name_fidelity", None)
     return "–" if value is None or pd.isna(value) else fmt_pct(float(value), 0)
+
+
+def _stability(r: Any) -> str:
+    """The segment's mean bootstrap Jaccard ('–' before stability was recorded)."""
+    value = getattr(r, "stability", None)
+    return "–" if value is None or pd.isna(value) else fmt_num(float(value), 2)
 
 
 def _lifetime(r: Any, feature: str, digits: int) -> str:
@@ -125,12 +134,14 @@ def _segments_section(data: ReportData, colors: dict[int, str]) -> str:
     rows = [
         f"<tr>{_seg_cell(str(int(r.segment_id)), colors[int(r.segment_id)])}"
         f"<td><b>{esc(r.segment_name)}</b></td><td class=num>{int(r.size):,}</td><td class=num>{fmt_pct(r.share)}"
-        f"</td><td class=num>{_fidelity(r)}</td><td class=num>{_lifetime(r, 'expected_purchases_90d', 2)}</td>"
+        f"</td><td class=num>{_fidelity(r)}</td><td class=num>{_stability(r)}</td>"
+        f"<td class=num>{_lifetime(r, 'expected_purchases_90d', 2)}</td>"
         f"<td class=num>{_lifetime(r, 'predicted_value_12m', 0)}</td>"
         f"<td>{esc(r.description)}</td><td>{esc(', '.join(map(str, _json_list(r.top_categories))))}</td></tr>"
         for r in p.itertuples(index=False)
     ]
-    head = _ths("id", "name", "customers", "share", "name fidelity", "expected purchases (90 days, median)",
+    head = _ths("id", "name", "customers", "share", "name fidelity", "stability (bootstrap Jaccard)",
+                "expected purchases (90 days, median)",
                 "predicted 12-month value (median)", "profile", "top categories (revenue)")
     return _section("segments", "Segments", bars + _table(head, rows))
 
@@ -370,11 +381,15 @@ def _kpis(data: ReportData) -> str:
         ("customers", f"{int(p['size'].sum()):,}"),
         ("segments", str(len(p))),
         ("silhouette", fmt_num(run.get("silhouette"), 3)),
+        ("stability", fmt_num(run.get("stability"), 2)),
         ("Davies-Bouldin", fmt_num(run.get("davies_bouldin"), 3)),
         ("rules accuracy", fmt_pct(run.get("rules_accuracy"))),
         ("rules macro F1", fmt_pct(run.get("rules_macro_f1"))),
         ("outliers", fmt_int(run.get("outliers"))),
     ]
+    if not is_missing(run.get("moved_customers")):
+        kpis.append(("changed segment (own features moved)",
+                     f"{fmt_int(run.get('moved_customers'))} ({fmt_int(run.get('moved_with_feature_change'))})"))
     if not is_missing(run.get("min_name_fidelity")):
         kpis.append(("lowest name fidelity", fmt_pct(run.get("min_name_fidelity"), 0)))
     lifetime = run.get("lifetime_model")
@@ -404,6 +419,7 @@ def build_html(data: ReportData) -> str:
         _projection_section(data, colors, names),
         _k_section(data),
         _feed_section(data),
+        feeds_section(data),
     ]
     return (
         "<!DOCTYPE html>\n"

@@ -6,6 +6,7 @@ import json
 
 from sqlalchemy import Engine
 
+from include.segmentation.explain.report_format import is_missing
 from include.segmentation.store import read_sql, table_exists
 
 
@@ -32,7 +33,8 @@ def segments_summary(engine: Engine) -> str:
         f"Snapshot {str(current)[:10]}  run {run['run_id']}  customers {int(run['population']):,}  "
         f"k={int(run['k'])} ({run['algorithm']})",
         f"silhouette {float(run['silhouette']):.3f} (sample {int(run['silhouette_sample_size']):,})  "
-        f"Davies-Bouldin {float(run['davies_bouldin']):.3f}  Calinski-Harabasz {float(run['calinski_harabasz']):,.0f}",
+        f"Davies-Bouldin {float(run['davies_bouldin']):.3f}  Calinski-Harabasz {float(run['calinski_harabasz']):,.0f}"
+        + (f"  stability {float(run['stability']):.2f}" if not is_missing(run.get("stability")) else ""),
         "",
         f"{'id':>3}  {'segment':<20} {'customers':>9} {'share':>6}  {'recency':>7} {'orders':>6} {'spend':>9} {'sessions':>8}",
     ]

@@ -1,9 +1,15 @@
 """Clustering: standardise the model features, choose k by silhouette, fit, assign, flag outliers.
 
 - k-means with k-means++ initialisation; above ``minibatch_threshold`` customers MiniBatchKMeans.
-- k is searched over ``[k_min, k_max]`` on a fixed random sample (``search_sample``) and the best
-  silhouette wins (ties: the smaller k); the chosen k is then fitted on everyone, starting from
-  the sample's centres (one warm start instead of ``n_init`` k-means++ starts).
+- k is searched over ``[k_min, k_max]`` on a fixed random sample (``search_sample``); each k gets
+  its silhouette and its bootstrap stability (``model/stability.py``). Among the k within
+  ``k_stability_tolerance`` of the best silhouette the most stable wins; the chosen k is then
+  fitted on everyone, starting from the sample's centres (one warm start instead of ``n_init``
+  k-means++ starts).
+- Holding still: given the previous published model's centroids, k-means is warm-started from
+  them on today's search sample; when that model still fits (its silhouette is within
+  ``k_change_min_gain`` of today's choice, and no segment is under ``min_share``), its k is kept
+  and the fit on everyone starts from it; otherwise k (or the model) changes. A note says why.
 - Soft membership (``confidence``): a Gaussian-kernel softmax over squared distances to every
   centroid, with the bandwidth set to the model's mean within-cluster squared distance.
 - Micro-segments: a cluster holding less than ``min_share`` of the customers is not a segment a
@@ -21,17 +27,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.cluster import DBSCAN, KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import StandardScaler
 
 from include.segmentation.errors import PermanentError
 from include.segmentation.model.scoring import score_labels
+from include.segmentation.model.stability import (
+    STABILITY_RESAMPLES,
+    STABILITY_SAMPLE,
+    choose_k,
+    cluster_stability,
+    previous_fit,
+)
 
 log = logging.getLogger("include.segmentation")
 
@@ -58,6 +70,10 @@ class ClusterConfig:
     min_share: float = 0.0
     max_trim_rounds: int = 2
     max_trim_share: float = 0.05
+    k_change_min_gain: float = 0.02
+    k_stability_tolerance: float = 0.01
+    stability_sample: int = STABILITY_SAMPLE
+    stability_resamples: int = STABILITY_RESAMPLES
 
     def __post_init__(self) -> None:
         if self.k_min < 2 or self.k_max < self.k_min:
@@ -86,6 +102,20 @@ class ClusterResult:
     scores: dict[str, Any]
     k_scores: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stability: np.ndarray | None = None  # per segment (row of centers): mean bootstrap Jaccard
+    kept_previous: bool = False  # warm-started from the previous model's centroids, its k kept
+
+
+def scale_features(
+    values: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The space k-means sees: standardised columns times the family weights; also the mean and scale
+    (a constant column gets scale 1). The one definition, used by the clustering and the report."""
+    mean = values.mean(axis=0)
+    std = values.std(axis=0)
+    scale = np.where(std > 0, std, 1.0)
+    w = np.ones(values.shape[1]) if weights is None else np.asarray(weights, dtype="float64")
+    return (values - mean) / scale * w, mean, scale
 
 
 def _model(k: int, n: int, cfg: ClusterConfig, init: np.ndarray | None = None) -> KMeans | MiniBatchKMeans:
@@ -106,10 +136,14 @@ def _algo_name(model: KMeans | MiniBatchKMeans) -> str:
     return "minibatch_kmeans" if isinstance(model, MiniBatchKMeans) else "kmeans"
 
 
-def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None = None) -> ClusterResult:
+def fit_segments(
+    X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None = None, previous: np.ndarray | None = None
+) -> ClusterResult:
     """Fit the segmentation on transformed model features ``X`` (rows = customers).
 
     ``weights`` multiply the standardised columns (feature-family balance); default all ones.
+    ``previous``: the previous published model's centroids (k x d, transformed and unscaled, as
+    ``centers_raw``); when they still fit, their k is kept and k-means starts from them.
     """
     n = len(X)
     notes: list[str] = []
@@ -131,10 +165,8 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None
         notes.append(f"k range capped at {k_max} (population {n}, {distinct} distinct feature vectors)")
     k_max = max(k_max, cfg.k_min)
 
-    scaler = StandardScaler().fit(values)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    Z, mean, scale = scale_features(values, weights)
     w = np.ones(values.shape[1]) if weights is None else np.asarray(weights, dtype="float64")
-    Z = (values - scaler.mean_) / scale * w
     rng = np.random.default_rng(cfg.seed)
     search_idx = np.sort(rng.choice(n, size=cfg.search_sample, replace=False)) if n > cfg.search_sample else None
     Zs = Z[search_idx] if search_idx is not None else Z
@@ -149,19 +181,37 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None
             continue
         sc = score_labels(Zs, search_labels, cfg.silhouette_sample, cfg.seed)
         shares = np.bincount(search_labels, minlength=k) / len(Zs)
+        per_segment = cluster_stability(
+            Zs, search_labels, k, cfg.seed, cfg.stability_resamples, cfg.stability_sample
+        )
         sc.update(
             {"k": k, "inertia": float(model.inertia_), "fitted_on": int(inliers.sum()), "set_aside": int((~inliers).sum()),
-             "min_share": float(shares.min())}
+             "min_share": float(shares.min()), "stability": _mean(per_segment)}
         )
         k_scores.append(sc)
-        log.info("k=%d silhouette=%.4f elapsed %.1f s", k, sc["silhouette"], time.perf_counter() - started)
+        log.info("k=%d silhouette=%.4f stability=%.3f elapsed %.1f s", k, sc["silhouette"], sc["stability"],
+                 time.perf_counter() - started)
         if best is None or sc["silhouette"] > best[0] + 1e-12:
             best = (sc["silhouette"], k)
     if best is None:
         raise ClusteringError("no k in the range produced at least two segments")
-    k = best[1]
+    k, choice_note = choose_k(k_scores, cfg.k_stability_tolerance)
+    if choice_note:
+        notes.append(choice_note)
+    today = next(s for s in k_scores if s["k"] == k)
+    warm: tuple[KMeans | MiniBatchKMeans, np.ndarray, np.ndarray] | None = None
+    if previous is not None and len(previous):
+        prev_scaled = np.nan_to_num((np.asarray(previous, dtype="float64") - mean) / scale * w)
+        warm, decision = _keep_previous(Zs, prev_scaled, today, cfg, (cfg.k_min, k_max))
+        notes.append(decision)
+        if warm is not None:
+            k = len(warm[0].cluster_centers_)
 
-    if search_idx is None:
+    if warm is not None and search_idx is None:
+        model, inliers, labels = warm  # the check already fitted everyone from yesterday's centres
+    elif warm is not None:
+        model, inliers, labels = _fit_k(Z, k, replace(cfg, max_trim_rounds=0), init=warm[0].cluster_centers_)
+    elif search_idx is None:
         model, inliers, labels = search_fits[k]  # the search already fitted everyone: the same fit
     else:
         # Warm start from the sample's solution (k-means++ with n_init starts, converged): the fit
@@ -193,13 +243,15 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None
             is_outlier[m] |= distance[m] > q3 + 3.0 * (q3 - q1)
 
     scores = score_labels(Z, labels, cfg.silhouette_sample, cfg.seed)
+    stability = cluster_stability(Z, labels, k, cfg.seed, cfg.stability_resamples, cfg.stability_sample)
+    scores["stability"] = _mean(stability)
     return ClusterResult(
         k=k,
         algorithm=_algo_name(model),
         labels=labels,
         centers_scaled=centers,
-        centers_raw=centers / w * scale + scaler.mean_,
-        scaler_mean=scaler.mean_,
+        centers_raw=np.divide(centers, w, out=np.zeros_like(centers), where=w != 0) * scale + mean,
+        scaler_mean=mean,
         scaler_scale=scale,
         weights=w,
         distance=distance,
@@ -208,7 +260,42 @@ def fit_segments(X: pd.DataFrame, cfg: ClusterConfig, weights: np.ndarray | None
         scores=scores,
         k_scores=k_scores,
         notes=notes,
+        stability=stability,
+        kept_previous=warm is not None,
     )
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean of the finite values (NaN when there is none), as a plain float for JSON."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def _keep_previous(
+    Zs: np.ndarray, prev: np.ndarray, today: dict[str, Any], cfg: ClusterConfig, k_range: tuple[int, int]
+) -> tuple[tuple[KMeans | MiniBatchKMeans, np.ndarray, np.ndarray] | None, str]:
+    """Yesterday's model warm-started on today's sample (model, inliers, labels) when it still fits, else
+    None; and why. Yesterday's centres (scaled) start k-means on today's rows: the model that would be
+    published if kept, so its silhouette and smallest share are the figures to compare."""
+    k_prev = len(prev)
+    if not k_range[0] <= k_prev <= k_range[1]:
+        return None, f"k changed from {k_prev} to {today['k']}: the previous k is outside today's range {k_range[0]}..{k_range[1]}"
+    # No micro-segment trimming here: its refit restarts from k-means++, which would not be
+    # yesterday's model; a segment under the minimum share means the model no longer fits.
+    warm = _fit_k(Zs, k_prev, replace(cfg, max_trim_rounds=0), init=prev)
+    fit = previous_fit(Zs, warm[2], k_prev, cfg.silhouette_sample, cfg.seed)
+    gain = today["silhouette"] - fit["silhouette"]
+    figures = (f"silhouette {today['silhouette']:.3f} at k={today['k']} today vs {fit['silhouette']:.3f} for the "
+               f"previous model's {k_prev} segments")
+    if fit["min_share"] < cfg.min_share:
+        verb = f"k changed from {k_prev} to {today['k']}" if today["k"] != k_prev else f"model refitted at k={k_prev}"
+        return None, (f"{verb}: the previous model no longer fits (a segment would hold {fit['min_share']:.1%} "
+                      f"< minimum share {cfg.min_share:.1%}); {figures}")
+    if gain > cfg.k_change_min_gain:
+        verb = f"k changed from {k_prev} to {today['k']}" if today["k"] != k_prev else f"model refitted at k={k_prev}"
+        return None, f"{verb}: silhouette gain {gain:.3f} > k_change_min_gain {cfg.k_change_min_gain:g} ({figures})"
+    return warm, (f"k kept at {k_prev}, warm-started from the previous model: it still fits today's data "
+                  f"(gain {gain:.3f} <= k_change_min_gain {cfg.k_change_min_gain:g}; {figures})")
 
 
 def _distinct_rows(values: np.ndarray, enough: int, seed: int, probe: int = 5_000) -> int:

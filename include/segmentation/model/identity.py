@@ -10,8 +10,9 @@ Names are definitions checked customer by customer (``NAME_DEFINITIONS``, ``COMP
 segment is given a vocabulary name only when at least ``MIN_FIDELITY`` (80%) of its members meet the
 name's definition; otherwise it gets a composite that is true of them, value tier x lifecycle (e.g.
 "Mid value · lapsing"), made more specific (order count) when two segments would share it. The
-share of members meeting the chosen name is its ``name_fidelity``. No numeric suffixes; names
-depend only on the snapshot's own data.
+share of members meeting the chosen name is its ``name_fidelity``. No numeric suffixes. Given the
+segments, names depend only on the snapshot's own data: segments choose in ``data_order`` (size, then
+first member), never in id order, because ids follow history.
 """
 
 from __future__ import annotations
@@ -159,11 +160,25 @@ def _composite_name(tier: str, life: str, orders: str) -> str:
     return f"{head} · {tail}"
 
 
+def data_order(segment_of: np.ndarray) -> list[int]:
+    """Segment ids ordered by the snapshot's own data: larger segments first, ties by the position of
+    their first member (rows are sorted by customer id).
+
+    Names are chosen in this order (ties between equally fitting segments, and which of two segments
+    takes a composite first), never in id order: ids follow history (matching with the previous
+    snapshot), so id order would let a backfilled earlier date change today's names.
+    """
+    seg = np.asarray(segment_of)
+    uniq, first, counts = np.unique(seg, return_index=True, return_counts=True)
+    order = sorted(range(len(uniq)), key=lambda j: (-int(counts[j]), int(first[j])))
+    return [int(uniq[j]) for j in order]
+
+
 def name_segments(features: pd.DataFrame, segment_of: np.ndarray) -> tuple[dict[int, str], dict[int, float]]:
     """Unique, truthful name per segment id, and its fidelity (share of members meeting the name)."""
     flags = customer_flags(features)
     seg = np.asarray(segment_of)
-    ids = sorted(int(i) for i in np.unique(seg))
+    ids = data_order(seg)
     share = {i: {k: float(v[seg == i].mean()) for k, v in flags.items()} for i in ids}
     names: dict[int, str] = {}
     fidelity: dict[int, float] = {}
@@ -171,7 +186,7 @@ def name_segments(features: pd.DataFrame, segment_of: np.ndarray) -> tuple[dict[
     # vocabulary: a name goes to the segment that fits it best, if that one reaches MIN_FIDELITY
     for name in NAME_DEFINITIONS:
         cands = sorted((i for i in ids if i not in names and share[i][name] >= MIN_FIDELITY),
-                       key=lambda i: (-share[i][name], i))
+                       key=lambda i: (-share[i][name], ids.index(i)))
         if cands:
             names[cands[0]] = name
             fidelity[cands[0]] = share[cands[0]][name]

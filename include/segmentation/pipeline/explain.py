@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from include.segmentation.explain import build_insights, build_profiles, render_report
+from include.segmentation.explain.feeds import stage_feeds
 from include.segmentation.pipeline.run import guard, snapshot_of, staging_key
 from include.segmentation.pipeline.segment import load_features
 from include.segmentation.pipeline.types import ClusterResult, ExplainResult, PublishResult, RunContext
@@ -36,6 +37,7 @@ def explain_stage(engine: Engine, run: RunContext, clustered: ClusterResult) -> 
         profiles = build_profiles(
             features, segment_of, names, centroids, s, run["run_id"], window_days=run["params"]["window_days"],
             name_fidelity={int(k): float(v) for k, v in clustered.get("name_fidelity", {}).items()},
+            stability={int(k): float(v) for k, v in clustered.get("stability", {}).items()},
         )
         insights = build_insights(
             engine, s, run["run_id"], run["params"]["window_days"], features, np.asarray(segment_of), names, profiles,
@@ -43,6 +45,7 @@ def explain_stage(engine: Engine, run: RunContext, clustered: ClusterResult) -> 
         )
         staged = {kind: write_staging(engine, kind, s, INSIGHT_TABLES[kind], frame, staging_key(run)) for kind, frame in insights.tables.items()}
         staged["profiles"] = write_staging(engine, "profiles", s, segment_profiles, insights.profiles, staging_key(run))
+        staged.update(stage_feeds(engine, s, run["run_id"], run["params"]["window_days"], clustered["assignments_table"], names, staging_key(run)))
         mark_run(engine, run["run_id"], "running", **dict(insights.run_fields))
         return {"staged": staged, "notes": list(insights.warnings)}
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from include.segmentation.model import quality_gate
+from include.segmentation.model.clustering import ClusterResult as FittedSegments
+from include.segmentation.model.persisted import PersistedModel, from_fit
 from include.segmentation.pipeline.run import (
     ModelRejectedError,
     RunClosedError,
@@ -18,8 +21,17 @@ from include.segmentation.pipeline.run import (
 )
 from include.segmentation.pipeline.types import ClusterResult, ExplainResult, GateResult, PublishResult, RunContext
 from include.segmentation.quality import validate_output
-from include.segmentation.store import drop_staging, mark_run, publish_snapshot, read_staging, staging_table
+from include.segmentation.store import (
+    drop_staging,
+    mark_run,
+    publish_snapshot,
+    read_staging,
+    staging_table,
+    write_staging,
+)
 from include.segmentation.store.publish import PublishRefused
+from include.segmentation.store.run_log import get_run
+from include.segmentation.store.schema import segment_models
 from include.segmentation.store.staging import qualified
 
 log = logging.getLogger("include.segmentation")
@@ -53,11 +65,45 @@ def gate_stage(engine: Engine, run: RunContext, clustered: ClusterResult) -> Gat
 
 def staged_tables(clustered: ClusterResult, explained: ExplainResult) -> dict[str, str]:
     """Every staging table of the run by kind: what publish copies into the published tables."""
+    model = {"model": clustered["model_table"]} if clustered.get("model_table") else {}
     return {
         "assignments": clustered["assignments_table"],
         "features": clustered["features_table"],
+        **model,
         **explained["staged"],
     }
+
+
+def stage_model(
+    engine: Engine, run: RunContext, result: FittedSegments, ids: list[int], names: dict[int, str],
+    weights: dict[str, float],
+) -> str:
+    """Stage the fitted model as JSON (``model/persisted.py``) for ``segment_models``; published with the
+    snapshot, so anything can assign customers later without this run's Python state."""
+    row = get_run(engine, run["run_id"]) or {}
+    lifetime = row.get("lifetime_model")
+    model = from_fit(
+        result, ids, names, snapshot_date=run["snapshot_date"], run_id=run["run_id"],
+        window_days=int(run["params"]["window_days"]), effective_weights=weights,
+        lifetime_model=json.loads(lifetime) if isinstance(lifetime, str) and lifetime else None,
+        outlier_method=str(run["params"].get("outlier_method", "distance")),
+    )
+    frame = pd.DataFrame(
+        [{"snapshot_date": run["snapshot_date"], "run_id": run["run_id"], "k": model.k, "model": model.to_json()}]
+    )
+    return write_staging(engine, "model", snapshot_of(run), segment_models, frame, staging_key(run))
+
+
+def published_model(engine: Engine) -> PersistedModel | None:
+    """The model of the snapshot ``customer_segments`` shows (the newest published), or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT m.model FROM segmentation.segment_models m "
+                "WHERE m.snapshot_date = (SELECT MAX(snapshot_date) FROM segmentation.customer_segments)"
+            )
+        ).first()
+    return PersistedModel.from_json(str(row[0])) if row is not None else None
 
 
 def publish_stage(

@@ -8,7 +8,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from include.segmentation.errors import TooSmallToSegmentError
 from include.segmentation.model import (
@@ -20,10 +20,20 @@ from include.segmentation.model import (
     name_segments,
     transform_for_model,
 )
+from include.segmentation.model.clustering import ClusterResult as FittedSegments
 from include.segmentation.model.features import effective_weights, weights_array
+from include.segmentation.model.stability import MATERIAL_SHIFT, hold_still, material_change
+from include.segmentation.pipeline.publish import stage_model
 from include.segmentation.pipeline.run import ModelRejectedError, guard, snapshot_of, staging_key
 from include.segmentation.pipeline.types import ClusterResult, FeaturesResult, RunContext
-from include.segmentation.store import customer_segments_history, mark_run, read_sql, read_staging, write_staging
+from include.segmentation.store import (
+    customer_segments_history,
+    mark_run,
+    qualified_staging,
+    read_sql,
+    read_staging,
+    write_staging,
+)
 
 log = logging.getLogger("include.segmentation")
 
@@ -83,6 +93,80 @@ def previous_segments(engine: Engine, s: date) -> tuple[dict[int, np.ndarray], i
     return previous, next_id
 
 
+def moved_customers(
+    engine: Engine, s: date, assignments_table: str, X: pd.DataFrame, result: FittedSegments, ids: list[int],
+    names: dict[int, str],
+) -> tuple[int, int, dict[str, int]] | None:
+    """Customers (present in both) whose segment id changed since the latest published snapshot before
+    ``s``, and how many of them moved materially in their own features (both snapshots in today's
+    scaled space, ``stability.material_change``); None on the first snapshot. Customers who changed
+    segment without a material change of their own, when yesterday's segment is still nearly as close
+    (``stability.hold_still``), are put back in it in the staged assignments: they are the third
+    value (customer id -> segment id) and are not counted as moved."""
+    cols = ", ".join(f"f.{c}" for c in MODEL_FEATURES)
+    with engine.connect() as conn:
+        prev = read_sql(
+            conn,
+            "SELECT MAX(r.snapshot_date) AS d FROM segmentation.segment_runs r "
+            "WHERE r.status = 'published' AND r.snapshot_date < :s",
+            {"s": s},
+        )["d"].iloc[0]
+        if prev is None or pd.isna(prev):
+            return None
+        rows = read_sql(
+            conn,
+            f"SELECT h.customer_id, h.segment_id AS prev_segment, {cols} FROM segmentation.customer_segments_history h "
+            f"JOIN {qualified_staging(assignments_table)} a ON a.customer_id = h.customer_id "
+            "LEFT JOIN segmentation.customer_features f ON f.snapshot_date = h.snapshot_date "
+            "AND f.customer_id = h.customer_id "
+            "WHERE h.snapshot_date = :p AND a.segment_id <> h.segment_id",
+            {"p": prev},
+        )
+    if rows.empty:
+        return 0, 0, {}
+    before = rows.set_index(rows["customer_id"].astype(str))[list(MODEL_FEATURES)].apply(pd.to_numeric, errors="coerce")
+    position = pd.Index(X.index.astype(str)).get_indexer(before.index)
+    mean, scale, w = result.scaler_mean, result.scaler_scale, result.weights
+    z_before = (transform_for_model(before).to_numpy(dtype="float64") - mean) / scale * w
+    z_now = (X.to_numpy(dtype="float64")[position] - mean) / scale * w
+    material = material_change(z_before, z_now)
+    col_of = {int(i): c for c, i in enumerate(ids)}
+    prev_col = np.array([col_of.get(int(v), -1) for v in rows["prev_segment"]], dtype=int)
+    hold = hold_still(z_before, z_now, result.centers_scaled, result.labels[position], prev_col)
+    held = {str(c): int(ids[prev_col[i]]) for i, c in enumerate(before.index) if hold[i]}
+    if held:
+        _restage_held(engine, assignments_table, z_now[hold], prev_col[hold], result, held, names)
+    return int(len(rows) - hold.sum()), int(material.sum()), held
+
+
+def _restage_held(
+    engine: Engine, table: str, z: np.ndarray, cols: np.ndarray, result: FittedSegments, held: dict[str, int],
+    names: dict[int, str],
+) -> None:
+    """Put held customers back in their previous segment in the staged assignments, with the distance
+    and confidence (the model's soft membership) of that segment."""
+    sq = ((z[:, None, :] - result.centers_scaled[None, :, :]) ** 2).sum(axis=2)
+    bandwidth = max(float((result.distance**2).mean()), 1e-9)
+    logits = -sq / (2.0 * bandwidth)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    rows = [
+        {"cid": cid, "sid": sid, "name": names[sid], "d": float(np.sqrt(sq[i, cols[i]])), "c": float(p[i, cols[i]])}
+        for i, (cid, sid) in enumerate(held.items())
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"UPDATE {qualified_staging(table)} SET segment_id = :sid, segment_name = :name, distance = :d, "
+                 "confidence = :c WHERE customer_id = :cid"),
+            rows,
+        )
+
+
+def _finite(value: object) -> float | None:
+    """A float for the run log, None when missing or not finite."""
+    return float(value) if isinstance(value, int | float) and np.isfinite(value) else None
+
+
 def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> ClusterResult:
     """Choose k, fit, give segments their stable ids and names, and stage every customer's segment."""
 
@@ -103,6 +187,7 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
         cfg = ClusterConfig(
             k_min=p["k_min"], k_max=k_max, algorithm=p["algorithm"], seed=p["random_seed"],
             outlier_method=p["outlier_method"], min_share=p["min_segment_share"],
+            k_change_min_gain=p.get("k_change_min_gain", 0.02), k_stability_tolerance=p.get("k_stability_tolerance", 0.01),
         )
         X = transform_for_model(features)
         weights, dropped = effective_weights(X)
@@ -111,8 +196,9 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
         families = [k.split(":", 1)[1] for k in dropped if k.startswith("family:")]
         if families:
             notes.append(f"feature families dropped (nothing varies in this population): {', '.join(families)}")
-        result = fit_segments(X, cfg, weights_array(weights))
         previous, next_id = previous_segments(engine, s)
+        prev_centers = np.vstack([previous[i] for i in sorted(previous)]) if previous else None
+        result = fit_segments(X, cfg, weights_array(weights), prev_centers)
         medians_by_label = features.groupby(result.labels)["monetary"].median()
         first_order = np.argsort(-medians_by_label.reindex(range(result.k)).to_numpy(), kind="stable")
         ids = match_ids(
@@ -121,6 +207,15 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
         )
         segment_of = np.asarray(ids)[result.labels]
         names, fidelity = name_segments(features, segment_of)
+        new, gone = sorted(set(ids) - set(previous)), sorted(set(previous) - set(ids))
+        if previous and (new or gone):
+            notes.append(
+                "segments changed since the previous snapshot: "
+                + "; ".join(
+                    [*(f"new segment {i} ({names[i]})" for i in new), *(f"segment {i} no longer present" for i in gone)]
+                )
+                + f" (no match within max_match_distance {p['max_match_distance']:g})"
+            )
         assignments = pd.DataFrame(
             {
                 "snapshot_date": s.isoformat(),
@@ -134,6 +229,17 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
             }
         )
         table = write_staging(engine, "assignments", s, customer_segments_history, assignments, staging_key(run))
+        model_table = stage_model(engine, run, result, ids, names, weights)
+        moved = moved_customers(engine, s, table, X, result, ids, names)
+        if moved is not None:
+            notes.append(f"{moved[0]} customer(s) changed segment since the previous snapshot, {moved[1]} of them "
+                         f"with a material change in their own features (scaled shift >= {MATERIAL_SHIFT:g})")
+            if moved[2]:
+                notes.append(f"{len(moved[2])} customer(s) kept in their previous segment: the boundary moved, "
+                             "their own features did not")
+                position = pd.Index(features.index.astype(str)).get_indexer(list(moved[2]))
+                segment_of[position] = list(moved[2].values())
+        stability = {int(ids[c]): float(v) for c, v in enumerate(result.stability)} if result.stability is not None else {}
         shares = {int(k): float(v) for k, v in pd.Series(segment_of).value_counts(normalize=True).sort_index().items()}
         outliers = int(result.is_outlier.sum())
         mark_run(
@@ -142,7 +248,9 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
             davies_bouldin=result.scores["davies_bouldin"], calinski_harabasz=result.scores["calinski_harabasz"],
             silhouette_sample_size=result.scores["silhouette_sample_size"], outliers=outliers, k_scores=result.k_scores,
             effective_weights={k: round(v, 6) for k, v in weights.items()},
-            min_name_fidelity=min(fidelity.values()),
+            min_name_fidelity=min(fidelity.values()), stability=_finite(result.scores.get("stability")),
+            moved_customers=None if moved is None else moved[0],
+            moved_with_feature_change=None if moved is None else moved[1],
         )
         log.info(
             "cluster: k=%s (%s), silhouette %.4f on %s customers, segments %s",
@@ -160,6 +268,8 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
                 for c in range(result.k)
             },
             "name_fidelity": {str(k): float(v) for k, v in fidelity.items()},
+            "model_table": model_table,
+            "stability": {str(k): v for k, v in stability.items() if np.isfinite(v)},
             "notes": [*notes, *result.notes],
         }
 

@@ -45,6 +45,8 @@ class ClusterResult(TypedDict):
     names: dict[str, str]  # segment id -> name
     centroids: dict[str, dict[str, float]]  # segment id -> model feature -> centre (transformed, unscaled)
     name_fidelity: dict[str, float]  # segment id -> share of members meeting the definition of its name
+    model_table: NotRequired[str]  # segmentation.stg_model_<S>: the fitted model as JSON (segment_models)
+    stability: NotRequired[dict[str, float]]  # segment id -> mean bootstrap Jaccard (model/stability.py)
     notes: list[str]
 
 
@@ -61,3 +63,19 @@ class PublishResult(TypedDict):
     snapshot_date: str
     current: bool  # True when customer_segments now shows this snapshot
     rows: dict[str, int]  # published table -> rows written
+
+
+class LiveResult(TypedDict):
+    """One live assignment (``pipeline/live.py``): what it did, or why it did nothing."""
+
+    status: str  # 'assigned', or 'skipped' (nothing published, a publish in progress, no activity)
+    reason: str
+    assigned_at: str  # ISO UTC: data up to this instant
+    as_of_date: str | None  # D: features as the daily run of D would compute them
+    model_snapshot_date: str | None
+    customers: int  # rows written to customer_segments_live
+    new_customers: int  # of those, customers customer_segments_now did not show before
+    changed_segment: int  # of those, customers whose segment differs from what customer_segments_now showed
+    pruned: int  # live rows dropped because a daily snapshot has since superseded them
+    outliers: int
+    seconds: dict[str, float]

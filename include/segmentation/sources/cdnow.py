@@ -2,7 +2,7 @@
 
 The file has no header, whitespace-separated: master id, sample customer id, date YYYYMMDD, number
 of CDs, dollar value. Each line becomes one order of one line (``quantity`` = CDs, ``unit_price`` =
-value / CDs rounded to cents, or the value with quantity 1 when no CD count is given); customers are
+value / CDs rounded to cents, or the value with quantity 1 when the CD count is 0); customers are
 created at their first purchase (no demographics, no consent); there is no browsing. This is the
 "bring your own data" route: the pipeline then reads ``raw.*`` as for any warehouse.
 """
@@ -25,11 +25,38 @@ from include.segmentation.store import bulk_insert, is_sqlite
 log = logging.getLogger(__name__)
 
 
+COLUMNS = ("master_id", "customer_id", "day", "cds", "value")
+
+
 def read_cdnow(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """The file as a frame: customer_id (text), ordered_at (UTC noon of the day), cds, value."""
-    df = pd.read_csv(Path(path), sep=r"\s+", header=None, names=["master_id", "customer_id", "day", "cds", "value"],
-                     dtype={"master_id": str, "customer_id": str, "day": str})
-    df["ordered_at"] = pd.to_datetime(df["day"], format="%Y%m%d", utc=True) + pd.Timedelta(hours=12)
+    """The file as a frame: customer_id (text), ordered_at (UTC noon of the day), cds, value.
+
+    A file that is not in the CDNOW layout is refused with the file, data line and value (nothing is
+    loaded), instead of loading zeros.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CDNOW file not found: {path}")
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, names=list(COLUMNS), dtype=str)
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: not the CDNOW layout (5 whitespace-separated columns): {exc}") from exc
+    if df.empty:
+        raise ValueError(f"{path}: no purchase lines")
+    parsed = {
+        "customer_id": df["customer_id"],
+        "day": pd.to_datetime(df["day"], format="%Y%m%d", utc=True, errors="coerce"),
+        "cds": pd.to_numeric(df["cds"], errors="coerce"),
+        "value": pd.to_numeric(df["value"], errors="coerce"),
+    }
+    for col, values in parsed.items():
+        bad = np.flatnonzero(values.isna().to_numpy())
+        if bad.size:
+            line = int(bad[0])
+            raise ValueError(f"{path}, data line {line + 1}: {col} {df[col].iloc[line]!r} is missing or not valid "
+                             f"(expected: master id, customer id, YYYYMMDD, number of CDs, dollar value)")
+    df["ordered_at"] = parsed["day"] + pd.Timedelta(hours=12)
+    df["cds"], df["value"] = parsed["cds"], parsed["value"]
     return df
 
 
@@ -75,4 +102,10 @@ def load_cdnow(engine: Engine, path: str | os.PathLike[str], replace: bool = Fal
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE raw.transactions")
     log.info("cdnow: loaded %d lines and %d customers", n_lines, n_customers)
-    return {"lines": n_lines, "customers": n_customers}
+    tx = frames["transactions"]
+    return {
+        "lines": n_lines,
+        "customers": n_customers,
+        "first_day": tx["ordered_at"].min().date().isoformat(),
+        "last_day": tx["ordered_at"].max().date().isoformat(),
+    }

@@ -6,6 +6,7 @@ Published (read by SQL consumers, granted to ``segment_reader``):
 - ``customer_segments_history`` / ``customer_segments``: every snapshot / the newest one only.
 - ``segment_profiles``, ``customer_features``: per snapshot, segment summaries and model inputs.
 - ``segment_rules``, ``segment_transitions``, ``segment_drift``, ``segment_top_products``: insight.
+- ``segment_price_response``, ``segment_demand_forecast``: the pricing and inventory feeds (docs/feeds.md).
 - ``quality_results``: every data-quality check of every run.
 - ``audience_sync_runs`` (with ``audience_members`` and ``audience_sync_queue``, the sync's state).
 
@@ -323,12 +324,84 @@ Index("ix_audience_sync_runs_audience", audience_sync_runs.c.audience, audience_
 
 
 
+# --- the model as data, and live assignment (docs/live-assignment.md) ----------------------
+
+segment_models = Table(
+    "segment_models",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("model", Text, nullable=False),  # JSON: model/persisted.py (features, scaler, weights, centroids, ...)
+    PrimaryKeyConstraint("snapshot_date", name="segment_models_pkey"),
+)
+
+customer_segments_live = Table(
+    "customer_segments_live",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("segment_id", Integer, nullable=False),
+    Column("segment_name", Text, nullable=False),
+    Column("distance", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("is_outlier", Boolean, nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),  # data up to this instant
+    Column("as_of_date", Date, nullable=False),  # features as the daily run of this date would compute them
+    Column("model_snapshot_date", Date, nullable=False),
+    Column("live_run_id", Text, nullable=False),
+)
+
+# --- feeds: pricing and inventory (explain/pricing.py, explain/demand.py, docs/feeds.md) ---------
+
+segment_price_response = Table(
+    "segment_price_response",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("segment_id", Integer, nullable=False),
+    Column("segment_name", Text, nullable=False),
+    Column("category", Text, nullable=False),  # '*' = all categories pooled; '(none)' = lines without one
+    Column("revenue", Float, nullable=False),  # net of discounts, purchase lines in the window
+    Column("discounted_revenue_share", Float),  # share of revenue from lines sold with a discount
+    Column("avg_discount_depth", Float),  # discount / gross value, over the discounted lines
+    Column("elasticity", Float),  # log-log, product fixed effects; NULL: too little price variation
+    Column("elasticity_se", Float),
+    Column("n_observations", Integer, nullable=False),  # lines of products sold at 2+ prices in the segment
+    Column("n_products", Integer, nullable=False),  # products sold at 2+ prices in the segment
+    Column("log_price_sd", Float),  # within-product standard deviation of log price
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("snapshot_date", "segment_id", "category", name="segment_price_response_pkey"),
+)
+
+segment_demand_forecast = Table(
+    "segment_demand_forecast",
+    metadata,
+    Column("snapshot_date", Date, nullable=False),
+    Column("segment_id", Integer, nullable=False),
+    Column("segment_name", Text, nullable=False),
+    Column("category", Text, nullable=False),  # '(none)' = lines without one
+    Column("horizon_days", Integer, nullable=False),  # forecast for [S, S + horizon_days)
+    Column("buyers", Integer, nullable=False),  # segment members with a purchase in the window
+    Column("expected_occasions", Float),  # the segment's expected purchase days in the horizon (BG/NBD)
+    Column("occasion_share", Float),  # share of the segment's purchase days that include the category
+    Column("units_per_occasion", Float),  # category units / the segment's purchase days, in the window
+    Column("revenue_per_occasion", Float),
+    Column("expected_units", Float),  # expected_occasions x units_per_occasion
+    Column("expected_revenue", Float),  # expected_occasions x revenue_per_occasion
+    Column("run_id", Text, nullable=False),
+    PrimaryKeyConstraint("snapshot_date", "segment_id", "category", name="segment_demand_forecast_pkey"),
+)
+
+#: Feed tables by the staged kind that fills them.
+FEED_TABLES: dict[str, Table] = {"price_response": segment_price_response, "demand_forecast": segment_demand_forecast}
+
 #: Staged kinds of a run and the published table each one fills.
 SNAPSHOT_TABLES: dict[str, Table] = {
+    "model": segment_models,
     "assignments": customer_segments_history,
     "profiles": segment_profiles,
     "features": customer_features,
     **INSIGHT_TABLES,
+    **FEED_TABLES,
 }
 
 PUBLISHED_TABLES: tuple[str, ...] = (
@@ -341,8 +414,13 @@ PUBLISHED_TABLES: tuple[str, ...] = (
     "segment_transitions",
     "segment_top_products",
     "segment_drift",
+    "segment_price_response",
+    "segment_demand_forecast",
     "quality_results",
     "audience_sync_runs",
+    "segment_models",
+    "customer_segments_live",
+    "customer_segments_now",  # a view (pipeline/live.py)
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from include.segmentation.sources import extract as ex
-from include.segmentation.store import get_engine, read_table
+from include.segmentation.store import read_table
 
 ROOT = Path(__file__).resolve().parents[3]
 END = date(2024, 6, 30)
@@ -29,11 +29,9 @@ def _load(name: str):
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def loaded(request: pytest.FixtureRequest, generated_warehouse: Callable[..., str]) -> Iterator[sa.Engine]:
+def loaded(request: pytest.FixtureRequest, generated_engine: Callable[..., sa.Engine]) -> sa.Engine:
     """A warehouse of this test's own with 300 generated customers, on each flavour."""
-    engine = get_engine(generated_warehouse(request.param, customers=300, days=200, end_date=END, seed=5))
-    yield engine
-    engine.dispose()
+    return generated_engine(request.param, customers=300, days=200, end_date=END, seed=5)
 
 
 def test_naive_aggregates_equal_the_extract(loaded) -> None:

@@ -6,7 +6,7 @@ the quality gate, crash safety of publish, the read-only role, and each bad-inpu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pandas as pd
@@ -46,11 +46,9 @@ def _runs(engine) -> pd.DataFrame:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def loaded(request: pytest.FixtureRequest, generated_warehouse: Callable[..., str]) -> Iterator[sa.Engine]:
+def loaded(request: pytest.FixtureRequest, generated_engine: Callable[..., sa.Engine]) -> sa.Engine:
     """A warehouse of this test's own with 1,200 generated customers, on each flavour."""
-    engine = get_engine(generated_warehouse(request.param, customers=1200, days=400, end_date=END, seed=7))
-    yield engine
-    engine.dispose()
+    return generated_engine(request.param, customers=1200, days=400, end_date=END, seed=7)
 
 
 def test_publishes_a_complete_snapshot(loaded) -> None:

@@ -8,14 +8,14 @@ runs on the real database.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from include.segmentation.quality import DataQualityError, validate_raw_window
-from include.segmentation.store import get_engine, ts_param
+from include.segmentation.store import ts_param
 
 END = date(2024, 6, 30)  # a Sunday: the generated data ends here
 DAYS = 120
@@ -25,10 +25,8 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-def wh(request: pytest.FixtureRequest, generated_warehouse: Callable[..., str]) -> Iterator[sa.Engine]:
-    engine = get_engine(generated_warehouse(request.param, customers=300, days=DAYS, end_date=END, seed=11))
-    yield engine
-    engine.dispose()
+def wh(request: pytest.FixtureRequest, generated_engine: Callable[..., sa.Engine]) -> sa.Engine:
+    return generated_engine(request.param, customers=300, days=DAYS, end_date=END, seed=11)
 
 
 ONLY_POSTGRES = pytest.mark.parametrize("wh", ["postgres"], indirect=True)

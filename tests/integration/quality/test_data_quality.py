@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,12 +33,10 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-def good(request: pytest.FixtureRequest, generated_warehouse: Callable[..., str]) -> Iterator[sa.Engine]:
+def good(request: pytest.FixtureRequest, generated_engine: Callable[..., sa.Engine]) -> sa.Engine:
     """A fresh copy of the clean synthetic warehouse, on each flavour (``ONLY_POSTGRES``/``ONLY_SQLITE``
     narrow a test to one); dropped afterwards, so a test may corrupt it freely."""
-    engine = get_engine(generated_warehouse(request.param, customers=300, days=120, end_date=END, seed=11))
-    yield engine
-    engine.dispose()
+    return generated_engine(request.param, customers=300, days=120, end_date=END, seed=11)
 
 
 ONLY_POSTGRES = pytest.mark.parametrize("good", ["postgres"], indirect=True)

@@ -73,6 +73,21 @@ def _line(engine: sa.Engine) -> dict:
         ).mappings().first())
 
 
+def _set_on_one_line(engine: sa.Engine, assignment: str, **params) -> dict:
+    """``UPDATE raw.transactions SET <assignment>`` on one recent order line (``_line``); returns its key."""
+    line = _line(engine)
+    _exec(engine, f"UPDATE raw.transactions SET {assignment} WHERE order_id = :o AND line_number = :n",
+          o=line["order_id"], n=line["line_number"], **params)
+    return line
+
+
+def _set_on_one_event(engine: sa.Engine, assignment: str, since: date, **params) -> None:
+    """``UPDATE raw.browsing_events SET <assignment>`` on the first event (by id) from ``since`` on."""
+    _exec(engine, f"UPDATE raw.browsing_events SET {assignment} WHERE event_id = "
+                  "(SELECT MIN(event_id) FROM raw.browsing_events WHERE occurred_at >= :a)",
+          a=ts_param(engine, since), **params)
+
+
 def _assert_stopped(engine: sa.Engine, check: str, *fragments: str, params: dict | None = None) -> str:
     before = _published_tables(engine)
     with pytest.raises(DataQualityError) as info:
@@ -115,67 +130,73 @@ def test_duplicate_order_lines(wh) -> None:
     _assert_stopped(wh, "transactions.order_line_unique", "transactions.order_id, line_number", line["order_id"])
 
 
-def test_negative_unit_price(wh) -> None:
-    line = _line(wh)
-    _exec(wh, "UPDATE raw.transactions SET unit_price = -3.5 WHERE order_id = :o AND line_number = :n",
-          o=line["order_id"], n=line["line_number"])
-    _assert_stopped(wh, "transactions.unit_price_non_negative", "transactions.unit_price", "unit_price >= 0", "-3.5")
+Corruption = Callable[[sa.Engine], object]
 
 
-def test_discount_above_line_value(wh) -> None:
-    line = _line(wh)
-    _exec(wh, "UPDATE raw.transactions SET discount = quantity * unit_price * 2 + 1 WHERE order_id = :o AND line_number = :n",
-          o=line["order_id"], n=line["line_number"])
-    _assert_stopped(wh, "transactions.discount_within_line_value", "transactions.discount", "discount <= |quantity| * unit_price")
+def _sql(*statements: str, **dates: date) -> Corruption:
+    """A corruption made of SQL statements; ``dates`` are bound as the warehouse's timestamps."""
+    return lambda engine: _exec(engine, *statements, **{k: ts_param(engine, d) for k, d in dates.items()})
 
 
-def test_quantity_zero(wh) -> None:
-    line = _line(wh)
-    _exec(wh, "UPDATE raw.transactions SET quantity = 0 WHERE order_id = :o AND line_number = :n",
-          o=line["order_id"], n=line["line_number"])
-    _assert_stopped(wh, "transactions.quantity_not_zero", "transactions.quantity", "quantity <> 0")
+def _one_line(assignment: str, **params) -> Corruption:
+    return lambda engine: _set_on_one_line(engine, assignment, **params)
 
 
-def test_unknown_event_type(wh) -> None:
-    _exec(wh, "UPDATE raw.browsing_events SET event_type = 'wishlist' WHERE event_id = "
-              "(SELECT MIN(event_id) FROM raw.browsing_events WHERE occurred_at >= :a)",
-          a=ts_param(wh, S - timedelta(days=30)))
-    _assert_stopped(wh, "browsing_events.event_type_known", "browsing_events.event_type", "wishlist")
+def _one_event(assignment: str, since: date, **params) -> Corruption:
+    return lambda engine: _set_on_one_event(engine, assignment, since, **params)
 
 
-def test_timestamps_after_the_cutoff(wh) -> None:
-    line = _line(wh)
-    _exec(wh, "UPDATE raw.transactions SET ordered_at = :t WHERE order_id = :o AND line_number = :n",
-          t=datetime.now(timezone.utc) + timedelta(days=400), o=line["order_id"], n=line["line_number"])
-    _assert_stopped(wh, "transactions.ordered_at_not_in_future", "transactions.ordered_at", "not later than now")
+# One corruption each, the check that must stop the run, and what its message must say.
+CATALOGUE = [
+    pytest.param(_one_line("unit_price = -3.5"), "transactions.unit_price_non_negative",
+                 ("transactions.unit_price", "unit_price >= 0", "-3.5"), id="negative_unit_price"),
+    pytest.param(_one_line("discount = quantity * unit_price * 2 + 1"), "transactions.discount_within_line_value",
+                 ("transactions.discount", "discount <= |quantity| * unit_price"), id="discount_above_line_value"),
+    pytest.param(_one_line("quantity = 0"), "transactions.quantity_not_zero",
+                 ("transactions.quantity", "quantity <> 0"), id="quantity_zero"),
+    pytest.param(_one_event("event_type = 'wishlist'", S - timedelta(days=30)), "browsing_events.event_type_known",
+                 ("browsing_events.event_type", "wishlist"), id="unknown_event_type"),
+    pytest.param(_one_line("ordered_at = :t", t=datetime.now(timezone.utc) + timedelta(days=400)),
+                 "transactions.ordered_at_not_in_future", ("transactions.ordered_at", "not later than now"),
+                 id="timestamps_after_the_cutoff"),
+    pytest.param(_sql("UPDATE raw.browsing_events SET customer_id = 'ZOMBIE-' || customer_id "
+                      "WHERE customer_id IS NOT NULL AND occurred_at >= :a AND event_id LIKE '%3'",
+                      a=S - timedelta(days=60)),
+                 "browsing_events.customer_ids_known", ("browsing_events.customer_id", "ZOMBIE-"),
+                 id="orphaned_customer_ids_beyond_the_threshold"),
+    pytest.param(_sql("ALTER TABLE raw.transactions RENAME COLUMN unit_price TO price"),
+                 "transactions.schema.unit_price", ("transactions.unit_price", "column missing"), id="missing_column"),
+    pytest.param(_sql("ALTER TABLE raw.customers ALTER COLUMN created_at TYPE text USING created_at::text"),
+                 "customers.schema.created_at", ("customers.created_at", "type TEXT, not a timestamp type"),
+                 id="column_of_the_wrong_type"),
+    pytest.param(_sql("DELETE FROM raw.browsing_events WHERE occurred_at >= :d", d=LAST_DAY),
+                 "browsing_events.last_day_not_empty",
+                 ("browsing_events.occurred_at", f"0 events on {LAST_DAY:%A} {LAST_DAY.isoformat()}"),
+                 id="empty_last_day"),
+    pytest.param(_sql("UPDATE raw.browsing_events SET category = NULL"), "browsing_events.category_populated",
+                 ("browsing_events.category", "NULL on 100.00%"), id="all_null_column"),
+    pytest.param(_one_event("dwell_seconds = :v", LAST_DAY, v=float("Infinity")), "browsing_events.dwell_seconds_finite",
+                 ("browsing_events.dwell_seconds", "is finite"), id="infinite_dwell_seconds-Infinity"),
+    pytest.param(_one_event("dwell_seconds = :v", LAST_DAY, v=float("-Infinity")), "browsing_events.dwell_seconds_finite",
+                 ("browsing_events.dwell_seconds", "is finite"), id="infinite_dwell_seconds--Infinity"),
+]
 
 
-def test_orphaned_customer_ids_beyond_the_threshold(wh) -> None:
-    _exec(wh, "UPDATE raw.browsing_events SET customer_id = 'ZOMBIE-' || customer_id "
-              "WHERE customer_id IS NOT NULL AND occurred_at >= :a AND event_id LIKE '%3'",
-          a=ts_param(wh, S - timedelta(days=60)))
-    _assert_stopped(wh, "browsing_events.customer_ids_known", "browsing_events.customer_id", "ZOMBIE-")
+@pytest.mark.parametrize(("corrupt", "check", "fragments"), CATALOGUE)
+def test_bad_input_stops_the_run(wh, corrupt: Corruption, check: str, fragments: tuple[str, ...]) -> None:
+    corrupt(wh)
+    _assert_stopped(wh, check, *fragments)
 
 
-def test_missing_column(wh) -> None:
-    _exec(wh, "ALTER TABLE raw.transactions RENAME COLUMN unit_price TO price")
-    _assert_stopped(wh, "transactions.schema.unit_price", "transactions.unit_price", "column missing")
-
-
-def test_column_of_the_wrong_type(wh) -> None:
-    _exec(wh, "ALTER TABLE raw.customers ALTER COLUMN created_at TYPE text USING created_at::text")
-    _assert_stopped(wh, "customers.schema.created_at", "customers.created_at", "type TEXT, not a timestamp type")
-
-
-def test_empty_last_day(wh) -> None:
-    _exec(wh, "DELETE FROM raw.browsing_events WHERE occurred_at >= :d", d=ts_param(wh, LAST_DAY))
-    _assert_stopped(wh, "browsing_events.last_day_not_empty", "browsing_events.occurred_at",
-                    f"0 events on {LAST_DAY:%A} {LAST_DAY.isoformat()}")
-
-
-def test_all_null_column(wh) -> None:
-    _exec(wh, "UPDATE raw.browsing_events SET category = NULL")
-    _assert_stopped(wh, "browsing_events.category_populated", "browsing_events.category", "NULL on 100.00%")
+@pytest.mark.parametrize(("assignment", "check", "fragments"), [
+    pytest.param("unit_price = 'NaN'", "transactions.unit_price_finite", ("transactions.unit_price", "is finite"),
+                 id="nan_unit_price"),
+    pytest.param("unit_price = 1e9", "transactions.unit_price_plausible", ("above the error bound",),
+                 id="absurd_unit_price"),
+])
+def test_a_bad_line_is_named_by_its_order(wh, assignment: str, check: str, fragments: tuple[str, ...]) -> None:
+    line = _set_on_one_line(wh, assignment)
+    _assert_stopped(wh, check, *fragments, line["order_id"])
 
 
 def _tenfold_last_day(engine: sa.Engine) -> None:
@@ -202,24 +223,3 @@ def test_tenfold_volume_spike_warns_and_the_run_publishes(wh) -> None:
             "WHERE r.run_id = :r AND r.check_name = 'transactions.last_day_volume'"), {"r": out["run_id"]}).mappings().all()
     assert [(r["status"], r["severity"]) for r in rows] == [("failed", "warning")]
     assert f"{LAST_DAY:%A}s averaged" in rows[0]["observed"] and "above the 2x warning" in rows[0]["observed"]
-
-
-def test_nan_unit_price(wh) -> None:
-    line = _line(wh)
-    _exec(wh, "UPDATE raw.transactions SET unit_price = 'NaN' WHERE order_id = :o AND line_number = :n",
-          o=line["order_id"], n=line["line_number"])
-    _assert_stopped(wh, "transactions.unit_price_finite", "transactions.unit_price", "is finite", line["order_id"])
-
-
-@pytest.mark.parametrize("value", ["Infinity", "-Infinity"])
-def test_infinite_dwell_seconds(wh, value: str) -> None:
-    _exec(wh, f"UPDATE raw.browsing_events SET dwell_seconds = '{value}' WHERE event_id = "
-              "(SELECT MIN(event_id) FROM raw.browsing_events WHERE occurred_at >= :a)", a=ts_param(wh, LAST_DAY))
-    _assert_stopped(wh, "browsing_events.dwell_seconds_finite", "browsing_events.dwell_seconds", "is finite")
-
-
-def test_absurd_unit_price(wh) -> None:
-    line = _line(wh)
-    _exec(wh, "UPDATE raw.transactions SET unit_price = 1e9 WHERE order_id = :o AND line_number = :n",
-          o=line["order_id"], n=line["line_number"])
-    _assert_stopped(wh, "transactions.unit_price_plausible", "above the error bound", line["order_id"])

@@ -12,10 +12,11 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from include.segmentation.sources import extract as ex
-from include.segmentation.store import bulk_insert, get_engine, read_sql, read_table
+from include.segmentation.store import bulk_insert, read_table
+from tests.integration.sources.extract_reference import reference_aggregates
 
 pytestmark = pytest.mark.postgres
 
@@ -24,8 +25,8 @@ S = END + timedelta(days=1)
 
 
 @pytest.fixture
-def pg_loaded(generated_warehouse: Callable[..., str]):
-    engine = get_engine(generated_warehouse("postgres", customers=400, days=200, end_date=END, seed=11))
+def pg_loaded(generated_engine: Callable[..., Engine]) -> tuple[Engine, ex.Window]:
+    engine = generated_engine("postgres", customers=400, days=200, end_date=END, seed=11)
     # Edge cases the generator may not produce: a customer with only returns, a NULL category,
     # an event without dwell time, a customer unknown to raw.customers, rows exactly on the bounds.
     window = ex.Window(S, 90)
@@ -60,21 +61,12 @@ def pg_loaded(generated_warehouse: Callable[..., str]):
     with engine.begin() as conn:
         bulk_insert(conn, "raw", "transactions", lines)
         bulk_insert(conn, "raw", "browsing_events", events)
-    yield engine, window
-    engine.dispose()
+    return engine, window
 
 
 def _reference(engine, window: ex.Window) -> tuple[pd.DataFrame, int, int]:
     with engine.connect() as conn:
-        params = window.params(conn)
-        ref = read_sql(conn, f"WITH tx AS ({ex._TX_AGG}), ev AS ({ex._EV_AGG}) {ex._JOIN}", params)
-        guests = conn.execute(
-            text("SELECT COUNT(*) FROM raw.transactions WHERE ordered_at >= :start AND ordered_at < :cutoff "
-                 "AND customer_id IS NULL"), params).scalar_one()
-        anonymous = conn.execute(
-            text("SELECT COUNT(*) FROM raw.browsing_events WHERE occurred_at >= :start AND occurred_at < :cutoff "
-                 "AND customer_id IS NULL"), params).scalar_one()
-    return ref, guests, anonymous
+        return reference_aggregates(conn, window)
 
 
 def test_postgres_extract_equals_reference_statement(pg_loaded) -> None:

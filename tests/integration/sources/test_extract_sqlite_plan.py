@@ -9,7 +9,7 @@ on an automatic index inside the join, and check the result against the one-stat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,17 +18,16 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from include.segmentation.sources import extract as ex
-from include.segmentation.store import get_engine, read_sql, read_table
+from include.segmentation.store import read_table
+from tests.integration.sources.extract_reference import reference_aggregates
 
 END = date(2024, 6, 30)
 S = END + timedelta(days=1)
 
 
 @pytest.fixture
-def sqlite_loaded(generated_warehouse: Callable[..., str]) -> Iterator[tuple[Engine, ex.Window]]:
-    engine = get_engine(generated_warehouse("sqlite", customers=400, days=200, end_date=END, seed=11))
-    yield engine, ex.Window(S, 90)
-    engine.dispose()
+def sqlite_loaded(generated_engine: Callable[..., Engine]) -> tuple[Engine, ex.Window]:
+    return generated_engine("sqlite", customers=400, days=200, end_date=END, seed=11), ex.Window(S, 90)
 
 
 def quadratic_steps(plan: list[str]) -> list[str]:
@@ -88,15 +87,8 @@ def test_sqlite_extract_equals_the_one_statement_reference(sqlite_loaded) -> Non
     engine, window = sqlite_loaded
     out = ex.extract_aggregates(engine, window, "ref")
     with engine.connect() as conn:
-        params = window.params(conn)
-        ref = read_sql(conn, f"WITH tx AS ({ex._TX_AGG}), ev AS ({ex._EV_AGG}) {ex._JOIN}", params)
+        ref, guests, anonymous = reference_aggregates(conn, window)
         got = read_table(conn, *out["aggregates_table"].split("."))
-        guests = conn.execute(
-            text("SELECT COUNT(*) FROM raw.transactions WHERE ordered_at >= :start AND ordered_at < :cutoff "
-                 "AND customer_id IS NULL"), params).scalar_one()
-        anonymous = conn.execute(
-            text("SELECT COUNT(*) FROM raw.browsing_events WHERE occurred_at >= :start AND occurred_at < :cutoff "
-                 "AND customer_id IS NULL"), params).scalar_one()
         left = conn.execute(
             text(f"SELECT name FROM {ex.STAGING_SCHEMA}.sqlite_master WHERE name LIKE 'stg%' OR name LIKE 'ix_stg%'")
         ).scalars().all()

@@ -17,6 +17,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from itertools import combinations
@@ -29,9 +31,12 @@ import sqlalchemy as sa
 from tests.stack_helpers import DAG_ID, PG_ADMIN_URL, ROOT, LocalStack, day_range_body, running_stack
 
 pytestmark = [pytest.mark.postgres]
+
+
 def _stack(fn):
     """Marks of the tests that start the local stack."""
     return pytest.mark.slow(pytest.mark.stack(fn))
+
 
 DATA_END = date(2024, 6, 30)  # last day with synthetic data
 SNAPSHOTS = [date(2024, 6, 26) + timedelta(days=i) for i in range(5)]  # S = the run's logical date (UTC)
@@ -81,6 +86,21 @@ def _parse(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
+@contextmanager
+def _connected(url: str, **engine_kwargs: Any) -> Iterator[sa.Connection]:
+    """A connection on an engine of its own, disposed afterwards (each check reads one database once)."""
+    engine = sa.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _all(conn: sa.Connection, sql: str) -> list[Any]:
+    return list(conn.execute(sa.text(sql)).all())
+
+
 def _run_backfill(stack: LocalStack, reprocess: str) -> dict[str, Any]:
     body = day_range_body(SNAPSHOTS[0], SNAPSHOTS[-1], max_active_runs=MAX_ACTIVE_RUNS, reprocess_behavior=reprocess)
     planned = stack.backfill_dry_run(body)
@@ -113,34 +133,26 @@ def published_tables(url: str) -> dict[str, list[tuple]]:
     """What the pipeline publishes, table by table, as a sorted row set: lineage ids and timestamps
     left out (they record which attempt ran and when, not what it published), segment_runs reduced
     to its published rows, audit logs to their distinct rows."""
-    engine = sa.create_engine(url)
     out: dict[str, list[tuple]] = {}
-    try:
-        insp = sa.inspect(engine)
-        with engine.connect() as conn:
-            for table in sorted(insp.get_table_names(schema="segmentation")):
-                if table.startswith("stg_"):
-                    continue
-                cols = AUDIT_COLUMNS.get(table) or [
-                    c["name"] for c in insp.get_columns(table, schema="segmentation")
-                    if not isinstance(c["type"], sa.DateTime) and c["name"] not in LINEAGE_COLUMNS
-                ]
-                distinct = "DISTINCT " if table in AUDIT_LOGS else ""
-                where = " WHERE status = 'published'" if table == "segment_runs" else ""
-                sql = f'SELECT {distinct}{", ".join(cols)} FROM segmentation."{table}"{where}'
-                out[table] = sorted((tuple(r) for r in conn.execute(sa.text(sql)).all()), key=repr)
-    finally:
-        engine.dispose()
+    with _connected(url) as conn:
+        insp = sa.inspect(conn)
+        for table in sorted(insp.get_table_names(schema="segmentation")):
+            if table.startswith("stg_"):
+                continue
+            cols = AUDIT_COLUMNS.get(table) or [
+                c["name"] for c in insp.get_columns(table, schema="segmentation")
+                if not isinstance(c["type"], sa.DateTime) and c["name"] not in LINEAGE_COLUMNS
+            ]
+            distinct = "DISTINCT " if table in AUDIT_LOGS else ""
+            where = " WHERE status = 'published'" if table == "segment_runs" else ""
+            sql = f'SELECT {distinct}{", ".join(cols)} FROM segmentation."{table}"{where}'
+            out[table] = sorted((tuple(r) for r in _all(conn, sql)), key=repr)
     return out
 
 
 def run_rows(url: str) -> list[Any]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT run_id, snapshot_date, status FROM segmentation.segment_runs")).all()
-    finally:
-        engine.dispose()
+    with _connected(url) as conn:
+        return _all(conn, "SELECT run_id, snapshot_date, status FROM segmentation.segment_runs")
 
 
 def table_differences(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> dict[str, str]:
@@ -173,31 +185,22 @@ def test_backfill_publishes_one_snapshot_per_date(stack: LocalStack, first_backf
             stack.attempt_errors(run_id, task_id, 1) for task_id in retried
         )
 
-    engine = sa.create_engine(stack.warehouse_url)
-    try:
-        with engine.connect() as conn:
-            runs_rows = conn.execute(
-                sa.text("SELECT run_id, snapshot_date, status, population FROM segmentation.segment_runs")
-            ).all()
-            history = conn.execute(
-                sa.text(
-                    "SELECT snapshot_date, run_id, count(*) AS n, count(DISTINCT customer_id) AS d "
-                    "FROM segmentation.customer_segments_history GROUP BY snapshot_date, run_id"
-                )
-            ).all()
-            current = conn.execute(
-                sa.text("SELECT snapshot_date, run_id, count(*) FROM segmentation.customer_segments GROUP BY 1, 2")
-            ).all()
-            current_vs_history = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM segmentation.customer_segments c "
-                    "JOIN segmentation.customer_segments_history h "
-                    "  ON h.snapshot_date = c.snapshot_date AND h.customer_id = c.customer_id "
-                    " AND h.segment_id = c.segment_id AND h.run_id = c.run_id"
-                )
-            ).scalar_one()
-    finally:
-        engine.dispose()
+    with _connected(stack.warehouse_url) as conn:
+        runs_rows = _all(conn, "SELECT run_id, snapshot_date, status, population FROM segmentation.segment_runs")
+        history = _all(
+            conn,
+            "SELECT snapshot_date, run_id, count(*) AS n, count(DISTINCT customer_id) AS d "
+            "FROM segmentation.customer_segments_history GROUP BY snapshot_date, run_id",
+        )
+        current = _all(conn, "SELECT snapshot_date, run_id, count(*) FROM segmentation.customer_segments GROUP BY 1, 2")
+        current_vs_history = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM segmentation.customer_segments c "
+                "JOIN segmentation.customer_segments_history h "
+                "  ON h.snapshot_date = c.snapshot_date AND h.customer_id = c.customer_id "
+                " AND h.segment_id = c.segment_id AND h.run_id = c.run_id"
+            )
+        ).scalar_one()
 
     # segment_runs: one attempt per date (no retries above), published; nothing left running.
     assert sorted(r.snapshot_date for r in runs_rows) == SNAPSHOTS
@@ -323,35 +326,36 @@ def test_a_failed_run_sends_an_alert(stack: LocalStack, alert_sink) -> None:
 # --- the compose warehouse's initialisation, on a real PostgreSQL -------------------------------
 
 
+_CATALOG_QUERIES = {
+    "columns": "SELECT table_schema, table_name, column_name, ordinal_position, data_type, is_nullable, "
+    "numeric_precision, numeric_scale, column_default FROM information_schema.columns "
+    "WHERE table_schema IN ('raw', 'evaluation')",
+    "constraints": "SELECT tc.table_schema, tc.table_name, tc.constraint_type, "
+    "string_agg(kcu.column_name, ',' ORDER BY kcu.ordinal_position) FROM information_schema.table_constraints tc "
+    "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name "
+    " AND kcu.table_schema = tc.table_schema WHERE tc.table_schema IN ('raw', 'evaluation') "
+    "GROUP BY 1, 2, 3, tc.constraint_name",
+    "indexes": "SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes "
+    "WHERE schemaname IN ('raw', 'evaluation')",
+}
+
+
 def _catalog(url: str) -> dict[str, list[tuple]]:
     """Columns, constraints and indexes of schemas raw and evaluation."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            q = {
-                "columns": "SELECT table_schema, table_name, column_name, ordinal_position, data_type, is_nullable, "
-                "numeric_precision, numeric_scale, column_default FROM information_schema.columns "
-                "WHERE table_schema IN ('raw', 'evaluation')",
-                "constraints": "SELECT tc.table_schema, tc.table_name, tc.constraint_type, "
-                "string_agg(kcu.column_name, ',' ORDER BY kcu.ordinal_position) FROM information_schema.table_constraints tc "
-                "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name "
-                " AND kcu.table_schema = tc.table_schema WHERE tc.table_schema IN ('raw', 'evaluation') "
-                "GROUP BY 1, 2, 3, tc.constraint_name",
-                "indexes": "SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes "
-                "WHERE schemaname IN ('raw', 'evaluation')",
-            }
-            return {k: sorted(tuple(r) for r in conn.execute(sa.text(v)).all()) for k, v in q.items()}
-    finally:
-        engine.dispose()
+    with _connected(url) as conn:
+        return {k: sorted(tuple(r) for r in _all(conn, sql)) for k, sql in _CATALOG_QUERIES.items()}
 
 
 def _admin(sql: str) -> None:
-    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
+    with _connected(PG_ADMIN_URL, isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(sql)
+
+
+def _denied(engine: sa.Engine, sql: str) -> None:
+    """``sql`` fails for lack of privilege."""
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
 
 
 def test_compose_warehouse_init_gives_the_contract_and_least_privilege_roles(pg_url: str) -> None:
@@ -394,9 +398,7 @@ def test_compose_warehouse_init_gives_the_contract_and_least_privilege_roles(pg_
         try:
             with as_writer.connect() as conn:
                 assert conn.execute(sa.text("SELECT count(*) FROM raw.customers")).scalar_one() == 0
-            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
-                with as_writer.begin() as conn:
-                    conn.execute(sa.text("DELETE FROM raw.customers"))
+            _denied(as_writer, "DELETE FROM raw.customers")
             ensure_segmentation_tables(as_writer)  # the pipeline creates its tables in segmentation
             with as_writer.begin() as conn:
                 conn.exec_driver_sql(f"GRANT SELECT ON segmentation.segment_runs TO {reader}")
@@ -404,9 +406,7 @@ def test_compose_warehouse_init_gives_the_contract_and_least_privilege_roles(pg_
                 assert conn.execute(sa.text("SELECT count(*) FROM segmentation.segment_runs")).scalar_one() == 0
             for sql in ("SELECT 1 FROM raw.customers", "SELECT 1 FROM segmentation.customer_segments_history",
                         "DELETE FROM segmentation.segment_runs"):
-                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
-                    with as_reader.begin() as conn:
-                        conn.execute(sa.text(sql))
+                _denied(as_reader, sql)
         finally:
             as_writer.dispose()
             as_reader.dispose()

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, MetaData, Table, Text
 
 from include.segmentation.store import pgcopy
-from include.segmentation.store.engine import ensure_schemas, get_engine
+from include.segmentation.store.engine import get_engine
 from include.segmentation.store.pgcopy import binary_payloads
 from include.segmentation.store.tableio import (
     _prepare_frame,
@@ -68,14 +68,6 @@ def _frame(n: int = 40, texts: list[str | None] = TEXTS) -> pd.DataFrame:
             ),
         }
     )
-
-
-@pytest.fixture
-def pg_engine(pg_url: str):
-    eng = get_engine(pg_url)
-    ensure_schemas(eng)
-    yield eng
-    eng.dispose()
 
 
 def test_binary_copy_writes_what_csv_copy_writes(pg_engine) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from include.segmentation.model.features import effective_weights, transform_for_model
-from include.segmentation.model.identity import MIN_FIDELITY, customer_flags, name_segments
+from include.segmentation.model.identity import MIN_FIDELITY, customer_flags, data_order, name_segments
 
 
 def _frame(rows: list[tuple[float, float, float, float, float]]) -> pd.DataFrame:
@@ -55,6 +55,35 @@ def test_vocabulary_names_need_80_percent_and_composites_are_true_and_unique() -
     assert names[4] == "One-time buyers"
 
 
+def _two_lapsing_segments() -> tuple[pd.DataFrame, np.ndarray]:
+    """Window shoppers, then two segments that both meet "Lapsing" fully (a tie), and one-off buyers."""
+    rng = np.random.default_rng(3)
+    rows: list[tuple] = [(365, 0, 0, 365, np.nan)] * 120
+    rows += [(int(rng.integers(200, 300)), 3, float(rng.uniform(100, 300)), 30, 0.2) for _ in range(100)]
+    rows += [(int(rng.integers(200, 300)), 4, float(rng.uniform(100, 300)), 30, 0.1) for _ in range(100)]
+    rows += [(int(rng.integers(1, 60)), 1, 50, 365, 1.0) for _ in range(90)]
+    seg = np.repeat([0, 1, 2, 3], [120, 100, 100, 90])
+    return _frame(rows), seg
+
+
+def test_names_do_not_depend_on_ids() -> None:
+    """Ids follow history; the same partition under any ids gets the same name for every customer."""
+    features, seg = _two_lapsing_segments()
+    names, fidelity = name_segments(features, seg + 1)
+    reference = np.array([names[i] for i in seg + 1])
+    assert "Lapsing" in names.values() and len(set(names.values())) == 4
+    for ids in ([7, 2, 9, 4], [4, 9, 2, 7], [11, 10, 3, 12]):
+        relabelled = np.asarray(ids)[seg]
+        other, other_fid = name_segments(features, relabelled)
+        assert list(np.array([other[i] for i in relabelled])) == list(reference), ids
+        assert sorted(other_fid.values()) == sorted(fidelity.values())
+
+
+def test_data_order_is_size_then_first_member() -> None:
+    seg = np.array([5, 5, 2, 2, 2, 9, 9, 1, 1])
+    assert data_order(seg) == [2, 5, 9, 1]  # 3 members; then 2 members each, by first position
+
+
 def test_weights_drop_constant_features_and_empty_families() -> None:
     n = 200
     rng = np.random.default_rng(0)
@@ -67,7 +96,11 @@ def test_weights_drop_constant_features_and_empty_families() -> None:
         "cart_abandonment_rate": 0.0, "view_to_purchase": 0.0, "avg_dwell_seconds": 0.0, "age": np.nan,
     })
     weights, dropped = effective_weights(transform_for_model(features))
-    for name in ("return_rate", "discount_share", "category_breadth", "sessions", "avg_dwell_seconds"):
+    constant = [c for c in transform_for_model(features).columns if features[c].nunique() == 1]
+    assert set(constant) == {"return_rate", "discount_share", "category_breadth", "sessions", "product_views",
+                             "searches", "add_to_cart_rate", "cart_abandonment_rate", "view_to_purchase",
+                             "avg_dwell_seconds"}
+    for name in constant:  # every constant feature contributes nothing
         assert weights[name] == 0 and name in dropped
     assert "family:browsing" in dropped
     value = [weights[f] for f in ("frequency", "monetary", "avg_order_value", "items_per_order")]

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.segmentation.model.lifetime import fit_lifetime, summarise_occasions
+from include.segmentation.model.lifetime import (
+    expected_purchases,
+    expected_purchases_closed_form,
+    fit_lifetime,
+    summarise_occasions,
+)
 
 
 def _cdnow_calibration(path) -> pd.DataFrame:
@@ -56,3 +61,38 @@ def test_summary_counts_distinct_days_and_measures_T_to_the_last_day() -> None:
     assert s.loc["a", "monetary"] == 15.0
     assert s.loc["b", "x"] == 0 and s.loc["b", "T"] == 3
     assert np.isclose(s.loc["b", "monetary"], 7.0)
+
+
+CDNOW = {"r": 0.2426, "alpha": 4.4136, "a": 0.7929, "b": 2.4259}  # the paper's estimates
+
+
+def test_conditional_expectation_reproduces_the_papers_example() -> None:
+    # Fader, Hardie & Lee (2005), section 4: x = 2, t_x = 30.43, T = 38.86 -> 1.226 purchases in 39 weeks.
+    got = expected_purchases(CDNOW, 39.0, np.array([2.0]), np.array([30.43]), np.array([38.86]))
+    assert got[0] == pytest.approx(1.226, abs=5e-4)
+
+
+def test_conditional_expectation_equals_the_closed_form_where_that_is_stable() -> None:
+    rng = np.random.default_rng(3)
+    T = rng.uniform(0.1, 52, 5000).round(1)
+    x, t_x = rng.integers(0, 80, 5000).astype(float), T * rng.uniform(0, 1, 5000)
+    for t in (4.0, 90 / 7, 365 / 7):
+        np.testing.assert_allclose(
+            expected_purchases(CDNOW, t, x, t_x, T), expected_purchases_closed_form(CDNOW, t, x, t_x, T), rtol=1e-7
+        )
+
+
+def test_conditional_expectation_stays_valid_when_almost_nobody_drops_out() -> None:
+    # Parameters fitted on Online Retail at S = 2011-11-01: b ~ 7e9; the closed form gave -2,390.
+    broken = {"r": 1.1, "alpha": 10.3, "a": 1.17, "b": 7.32e9}
+    x, t_x, T = np.array([1.0, 0.0, 20.0]), np.array([0.3, 0.0, 40.0]), np.array([1.0, 0.5, 45.0])
+    assert (expected_purchases_closed_form(broken, 4.0, x, t_x, T) < 0).any()  # the failure this guards against
+    no_dropout = 4.0 * (broken["r"] + x) / (broken["alpha"] + T)
+    np.testing.assert_allclose(expected_purchases(broken, 4.0, x, t_x, T), no_dropout, rtol=1e-6)
+    previous = np.zeros(3)
+    for b in (1e1, 1e3, 1e5, 1e7, 1e9):  # more b, less drop-out: the expectation grows towards the bound
+        got = expected_purchases({**broken, "b": b}, 4.0, x, t_x, T)
+        assert np.all(np.isfinite(got)) and np.all(got >= previous - 1e-12) and np.all(got <= no_dropout * (1 + 1e-9))
+        previous = got
+    at_one = expected_purchases({**broken, "a": 1.0}, 4.0, x, t_x, T)  # a = 1: the limit, not a division by 0
+    np.testing.assert_allclose(at_one, expected_purchases({**broken, "a": 1.0 + 1e-6}, 4.0, x, t_x, T), rtol=1e-4)

@@ -18,6 +18,7 @@ from include.segmentation.sources.synthetic.customers import customer_attributes
 from include.segmentation.sources.synthetic.events import Events, draw_events
 from include.segmentation.sources.synthetic.orders import Ledger, add_returns, draw_purchases
 from include.segmentation.sources.synthetic.plan import Population, draw_population, latest_activity, plan_activity
+from include.segmentation.sources.synthetic.pricing import apply_price_response
 from include.segmentation.sources.synthetic.sampling import Clock
 
 
@@ -89,8 +90,14 @@ def _created_before_activity(rng: np.random.Generator, population: Population, l
     return np.minimum(population.created, first_act - rng.integers(60, 1800, population.n))
 
 
-def build_chunk(chunk_index: int, first_customer: int, n_customers: int, days: int, end_date: date, seed: int) -> ChunkArrays:
-    """The arrays of one chunk: customers ``first_customer .. first_customer + n_customers - 1``."""
+def build_chunk(
+    chunk_index: int, first_customer: int, n_customers: int, days: int, end_date: date, seed: int,
+    price_response: bool = False,
+) -> ChunkArrays:
+    """The arrays of one chunk: customers ``first_customer .. first_customer + n_customers - 1``.
+
+    ``price_response``: plant price-responsive quantities (``pricing``; its own generator, off by default).
+    """
     check_chunk_args(chunk_index, first_customer, n_customers, days, end_date, seed)
     cat = catalogue(int(seed))
     rng = np.random.default_rng([int(seed), 1, int(chunk_index)])
@@ -101,6 +108,8 @@ def build_chunk(chunk_index: int, first_customer: int, n_customers: int, days: i
     fav = rng.choice(len(CATEGORIES), size=population.n, p=cat.cat_p)
     purchases = draw_purchases(rng, clock, cat, population, planned_orders, fav)
     ledger = add_returns(rng, clock, cat, purchases, latest_ts)
+    if price_response:
+        ledger = apply_price_response(ledger, population, cat, clock, int(seed), int(chunk_index))
     events = draw_events(rng, clock, cat, population, planned_sessions, purchases, fav)
     created = _created_before_activity(rng, population, ledger, events)
     cust_number = int(first_customer) + np.arange(population.n)

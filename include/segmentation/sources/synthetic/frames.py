@@ -81,13 +81,16 @@ def frames(ch: ChunkArrays) -> dict[str, pd.DataFrame]:
     }
 
 
-def generate_chunk(chunk_index: int, first_customer: int, n_customers: int, days: int, end_date: date, seed: int) -> dict[str, pd.DataFrame]:
+def generate_chunk(
+    chunk_index: int, first_customer: int, n_customers: int, days: int, end_date: date, seed: int,
+    price_response: bool = False,
+) -> dict[str, pd.DataFrame]:
     """The rows of one chunk: customers ``first_customer .. first_customer + n_customers - 1``.
 
     Pure and deterministic. Returns ``customers``, ``transactions``, ``browsing_events`` (exactly
     the contract's columns, in its order) and ``planted_types`` (``customer_id``, ``planted_type``;
     ground truth that belongs in ``evaluation.planted_types`` only). Text columns use pandas' str
     dtype (missing = NaN), timestamps are UTC, money is float rounded to cents,
-    ``birth_year`` is nullable Int64.
+    ``birth_year`` is nullable Int64. ``price_response``: see ``pricing`` (off by default).
     """
-    return frames(build_chunk(chunk_index, first_customer, n_customers, days, end_date, seed))
+    return frames(build_chunk(chunk_index, first_customer, n_customers, days, end_date, seed, price_response))

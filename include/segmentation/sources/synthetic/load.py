@@ -125,12 +125,13 @@ def _load_chunks(
     seed: int,
     say: Callable[[str], None],
     started: float,
+    price_response: bool = False,
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Build and write every chunk; returns the row counts and the customers per planted type."""
     counts = {"customers": 0, "transactions": 0, "browsing_events": 0, "planted_types": 0}
     type_counts = dict.fromkeys(ALL_TYPES, 0)
     for i, first, size in layout:
-        ch = build_chunk(i, first, size, days, end_date, seed)
+        ch = build_chunk(i, first, size, days, end_date, seed, price_response)
         for k, v in _write_chunk(conn, ch).items():
             counts[k] += v
         for code, c in enumerate(np.bincount(ch.cust_type, minlength=len(ALL_TYPES))):
@@ -163,6 +164,7 @@ def generate_to_warehouse(
     chunk_customers: int = 50_000,
     replace: bool = False,
     progress: Callable[[str], None] | None = None,
+    price_response: bool = False,
 ) -> dict[str, Any]:
     """Generate ``customers`` customers with ``days`` days of history ending on ``end_date`` and load
     them into ``raw.*`` (ground truth into ``evaluation.planted_types``).
@@ -175,6 +177,7 @@ def generate_to_warehouse(
 
     Without ``replace``, non-empty raw tables (or planted types) are refused with a
     ``WarehouseError``. Returns the row counts, the shares of planted types and the seconds taken.
+    ``price_response=True`` plants price-responsive quantities (``pricing``; off by default).
     """
     validate_arguments(customers, days, end_date, seed, chunk_customers)
     say = progress or (lambda _msg: None)
@@ -183,7 +186,7 @@ def generate_to_warehouse(
     layout = _chunk_layout(customers, chunk_customers)
     with engine.begin() as conn:
         _prepare(conn, engine, replace)
-        counts, type_counts = _load_chunks(conn, layout, days, end_date, seed, say, started)
+        counts, type_counts = _load_chunks(conn, layout, days, end_date, seed, say, started, price_response)
         _finish(conn, say)
     s_date = end_date + timedelta(days=1)
     return {
@@ -197,4 +200,5 @@ def generate_to_warehouse(
         "snapshot_date": s_date.isoformat(),
         "warehouse": describe(engine),
         "seconds": round(time.perf_counter() - started, 2),
+        **({"price_response": True} if price_response else {}),
     }

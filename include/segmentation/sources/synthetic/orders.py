@@ -100,6 +100,7 @@ class Ledger:
     price: np.ndarray
     disc: np.ndarray
     category: np.ndarray  # category code, -1 = NULL
+    source_line: np.ndarray  # per line: the purchase line a return line returns; -1 on purchase lines
 
     def line_customer(self) -> np.ndarray:
         """Chunk-local customer index of each line, -1 = guest."""
@@ -159,4 +160,5 @@ def add_returns(rng: np.random.Generator, clock: Clock, cat: Catalogue, p: Purch
         price=np.concatenate([p.price, p.price[ret_line]]),
         disc=np.concatenate([p.disc, np.zeros(ret_line.size, dtype=np.int64)]),
         category=category,
+        source_line=np.concatenate([np.full(p.order.size, -1, dtype=np.int64), ret_line.astype(np.int64)]),
     )
