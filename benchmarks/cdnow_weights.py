@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from include.segmentation.explain.report_format import markdown_table  # noqa: E402
 from include.segmentation.model import ClusterConfig, fit_segments, name_segments, transform_for_model  # noqa: E402
 from include.segmentation.model.features import (  # noqa: E402
     FEATURES,
@@ -102,14 +103,12 @@ def tenure_pairs(table: pd.DataFrame) -> list[str]:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| segment | size | name fidelity | median tenure (days) | tenure p25-p75 | median orders | "
-             "median recency (days) | median spend |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in table.itertuples():
-        lines.append(f"| {r.segment} | {r.size:,} | {r.fidelity:.2f} | {r.tenure_median:.0f} | "
-                     f"{r.tenure_p25:.0f}-{r.tenure_p75:.0f} | {r.orders_median:.0f} | {r.recency_median:.0f} | "
-                     f"{r.spend_median:,.0f} |")
-    return "\n".join(lines)
+    return markdown_table(table, [
+        ("segment", "{segment}"), ("size", "{size:,}"), ("name fidelity", "{fidelity:.2f}"),
+        ("median tenure (days)", "{tenure_median:.0f}"), ("tenure p25-p75", "{tenure_p25:.0f}-{tenure_p75:.0f}"),
+        ("median orders", "{orders_median:.0f}"), ("median recency (days)", "{recency_median:.0f}"),
+        ("median spend", "{spend_median:,.0f}"),
+    ])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,12 +2,15 @@
 ### audience_sync — keep ad-platform audiences in step with the published segments
 
 Runs whenever the `customer_segmentation` DAG publishes a snapshot (Asset
-`segmentation.customer_segments`), and can be triggered by hand.
+`segmentation.customer_segments`) or a `segment_assignment` live run changes a customer's segment
+(Asset `segmentation.customer_segments_now`), and can be triggered by hand. Membership is read from
+`customer_segments_now` (each customer's most recent assignment, live or daily) when that view exists,
+so after a live run only the customers whose membership changed are sent.
 
 For each audience defined in `include/segmentation/audiences/config.py` (or the JSON file named by
 `SEGMENTATION_AUDIENCES_FILE`) one mapped task:
 
-1. reads the latest published snapshot and `raw.customers`, keeps customers with marketing consent,
+1. reads the current segments (`customer_segments_now`, else the latest snapshot) and `raw.customers`, keeps customers with marketing consent,
    normalises and SHA-256-hashes their e-mails / phones by the destination's rules;
 2. diffs them against what the destination accepted before (`segmentation.audience_members`);
 3. sends only additions (and removals in *mirror* mode) to the destination — `file` (hashed upload
@@ -29,14 +32,14 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.segmentation.orchestration.assets import PUBLISHED_SEGMENTS
+from include.segmentation.orchestration.assets import LIVE_SEGMENTS, PUBLISHED_SEGMENTS
 
 
 @dag(
     dag_id="audience_sync",
     description="Push consented, hashed customers of the published segments to ad platforms and files",
-    schedule=[PUBLISHED_SEGMENTS],
-    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),  # scheduled by the Asset; any date can be triggered
+    schedule=(PUBLISHED_SEGMENTS | LIVE_SEGMENTS),  # a daily publish or a live run that changed a membership
+    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),  # scheduled by the Assets; any date can be triggered
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

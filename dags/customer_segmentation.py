@@ -81,9 +81,9 @@ def customer_segmentation():
     @task
     def start_run(**context) -> dict:
         """Check the parameters and register the run; S is the UTC date of the logical date."""
-        logical = context.get("logical_date") or context["dag_run"].run_after
-        snapshot = pendulum.instance(logical).in_timezone("UTC").date()
-        return _run("start_run", snapshot, dict(context["params"]))
+        from include.segmentation.orchestration.tasks import logical_utc
+
+        return _run("start_run", logical_utc(context).date(), dict(context["params"]))
 
     @task(retries=0)
     def validate_raw(run: dict) -> dict:

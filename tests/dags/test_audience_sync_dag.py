@@ -1,4 +1,4 @@
-"""The audience_sync DAG: structure, schedule on the published-segments Asset, params, and a real run.
+"""The audience_sync DAG: structure, schedule on the published- or live-segments Asset, params, and a real run.
 
 Rules every DAG follows (parse-time imports, owner, retries, docs) are in test_dag_policy.py.
 """
@@ -21,10 +21,14 @@ def dag(get_dag):
 
 def test_structure_schedule_and_params(dag) -> None:
     assert dag is not None
-    assets = list(dag.timetable.asset_condition.objects)
+    condition = dag.timetable.asset_condition
+    assets = list(condition.objects)
     assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+    # Either Asset triggers a run: a daily publish, or a live assignment that changed a membership.
+    assert type(condition).__name__ == "AssetAny"
     assert [(a.name, a.uri) for a in assets] == [
-        ("segmentation.customer_segments", "warehouse://segmentation/customer_segments")
+        ("segmentation.customer_segments", "warehouse://segmentation/customer_segments"),
+        ("segmentation.customer_segments_now", "warehouse://segmentation/customer_segments_now"),
     ]
     assert set(dag.params.keys()) == {"audiences", "full_resend", "dry_run", "allow_mass_removal"}
     assert dag.params["full_resend"] is False and dag.params["dry_run"] is False and dag.params["audiences"] == ""

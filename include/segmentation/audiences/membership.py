@@ -1,7 +1,10 @@
 """Audience membership: who an audience should contain now, from the published segments and consent.
 
-Reads the latest published snapshot (``segmentation.customer_segments``) joined to
-``raw.customers`` for consent and identifiers. Only customers with ``marketing_consent`` true
+Reads each customer's current segment joined to ``raw.customers`` for consent and identifiers:
+``segmentation.customer_segments_now`` (the live assignment's view: a customer's live row when it saw
+newer data than the daily snapshot, else the daily row) when it exists, else the latest published
+snapshot (``segmentation.customer_segments``). So after a live run changed a customer's segment, the
+sync's diff against what the destination accepted sends exactly that customer's change. Only customers with ``marketing_consent`` true
 count; their e-mails/phones are normalised by the destination platform's rules and hashed
 (:mod:`include.segmentation.audiences.identifiers`). Invalid identifiers are counted, not sent.
 No clear-text identifier leaves this module.
@@ -45,6 +48,7 @@ class Membership:
     """Who the audience should contain now, and the counts behind it."""
 
     snapshot_date: str
+    source: str = "customer_segments"  # the table or view membership was read from (SOURCES)
     members: set[Key] = field(default_factory=set)
     in_segments: int = 0
     no_consent: int = 0
@@ -78,6 +82,15 @@ def latest_snapshot(conn: Connection) -> str:
     return str(value)[:10]
 
 
+#: Where current membership is read from: the first of these that exists (both in schema ``segmentation``).
+SOURCES = ("customer_segments_now", "customer_segments")
+
+
+def membership_source(conn: Connection) -> str:
+    """``customer_segments_now`` when the live view exists (live assignments count), else ``customer_segments``."""
+    return SOURCES[0] if table_exists(conn, "segmentation", SOURCES[0]) else SOURCES[1]
+
+
 def _segment_filter(conn: Connection, audience: Audience) -> tuple[list[int], list[str]]:
     """Configured segment ids and names, checked against the published snapshot."""
     if audience.all_segments:
@@ -102,9 +115,10 @@ def _segment_filter(conn: Connection, audience: Audience) -> tuple[list[int], li
 
 
 def build_membership(conn: Connection, audience: Audience) -> Membership:
-    """Hash the identifiers of the audience's consenting customers in the latest snapshot."""
+    """Hash the identifiers of the audience's consenting customers in their current segments (live or daily)."""
     snapshot = latest_snapshot(conn)
-    ids, names = _segment_filter(conn, audience)
+    ids, names = _segment_filter(conn, audience)  # live rows use the snapshot's model: same ids and names
+    source = membership_source(conn)  # one of SOURCES: an identifier of ours, never from config
     where = []
     if not audience.all_segments:
         where.append("(s.segment_id IN :ids OR s.segment_name IN :names)")
@@ -112,7 +126,7 @@ def build_membership(conn: Connection, audience: Audience) -> Membership:
         where.append("s.is_outlier = :no")
     sql = (
         "SELECT s.customer_id, c.email, c.phone, c.country, c.marketing_consent "
-        "FROM segmentation.customer_segments s LEFT JOIN raw.customers c ON c.customer_id = s.customer_id"
+        f"FROM segmentation.{source} s LEFT JOIN raw.customers c ON c.customer_id = s.customer_id"
         + (" WHERE " + " AND ".join(where) if where else "")
     )
     stmt = text(sql)
@@ -124,7 +138,7 @@ def build_membership(conn: Connection, audience: Audience) -> Membership:
         params.update(ids=ids, names=names)
     if not audience.include_outliers:
         params["no"] = False
-    m = Membership(snapshot_date=snapshot, invalid=dict.fromkeys(audience.identifiers, 0),
+    m = Membership(snapshot_date=snapshot, source=source, invalid=dict.fromkeys(audience.identifiers, 0),
                    missing=dict.fromkeys(audience.identifiers, 0))
     rows_of: dict[Any, list[tuple[Any, Any, Any, Any]]] = {}
     for customer_id, email, phone, country, consent in conn.execute(stmt, params):

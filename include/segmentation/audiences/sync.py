@@ -2,7 +2,8 @@
 
 One run of one audience:
 
-1. Membership (:mod:`.membership`): the latest published snapshot joined to ``raw.customers``;
+1. Membership (:mod:`.membership`): each customer's current segment (``customer_segments_now``,
+   live or daily, when the live view exists; else the latest published snapshot) joined to ``raw.customers``;
    only customers with ``marketing_consent`` count, their identifiers normalised and hashed.
 2. Diff (:mod:`.plan`) against ``segmentation.audience_members`` — what the destination has
    *accepted* (:mod:`.state`). Adds = members not accepted yet; removes (mirror mode) = accepted
@@ -148,14 +149,15 @@ def sync_audience(
             "to_remove": len(diff.removes),
         }
         input_notes = membership.data_notes()  # duplicated customer ids and what was done with them
-        summary.update(counts, invalid_by_kind=dict(membership.invalid),
+        summary.update(counts, source=membership.source, invalid_by_kind=dict(membership.invalid),
                        duplicate_customers=membership.duplicate_customers,
                        ambiguous_consent=membership.ambiguous_consent,
                        ambiguous_identifiers=membership.ambiguous_identifiers)
         log.info(
-            "audience %s (%s, %s): snapshot %s, %d in segments, %d without consent, %d eligible, %d hashed ids, "
+            "audience %s (%s, %s): snapshot %s (read from %s), %d in segments, %d without consent, %d eligible, %d hashed ids, "
             "%d invalid %s; to add %d, to remove %d (%d for withdrawn consent), accepted so far %d",
-            audience.name, audience.destination, audience.mode, membership.snapshot_date, membership.in_segments,
+            audience.name, audience.destination, audience.mode, membership.snapshot_date, membership.source,
+            membership.in_segments,
             membership.no_consent, membership.eligible, len(membership.members), counts["invalid"],
             membership.invalid, len(diff.adds), len(diff.removes), diff.consent_removals, len(state),
         )

@@ -68,15 +68,6 @@ def build_feeds(
     return out
 
 
-def stage_feeds(
-    engine: Engine,
-    snapshot_date: date,
-    run_id: str,
-    window_days: int,
-    assignments_table: str,
-    names: dict[int, str],
-    key: str = "",
-) -> dict[str, str]:
-    """Compute both feeds and write them as the run's staging tables; returns kind -> staging table."""
-    feeds = build_feeds(engine, snapshot_date, run_id, window_days, assignments_table, names)
+def stage_feeds(engine: Engine, snapshot_date: date, feeds: dict[str, pd.DataFrame], key: str = "") -> dict[str, str]:
+    """Write the feeds (``build_feeds``) as the run's staging tables; returns kind -> staging table."""
     return {kind: write_staging(engine, kind, snapshot_date, FEED_TABLES[kind], frame, key) for kind, frame in feeds.items()}

@@ -54,3 +54,13 @@ def fmt_pct(v: Any, digits: int = 1) -> str:
     if is_missing(v):
         return "–"
     return f"{float(v) * 100:.{digits}f}%"
+
+
+def markdown_table(table: pd.DataFrame, columns: list[tuple[str, str]]) -> str:
+    """A Markdown table of ``table``'s rows: ``columns`` are (header, format string over the row's
+    fields, e.g. ``"{size:,}"``); the first column is left-aligned, the others right-aligned (figures)."""
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |",
+             "| --- |" + " ---: |" * (len(columns) - 1)]
+    for row in table.to_dict("records"):
+        lines.append("| " + " | ".join(fmt.format(**row) for _, fmt in columns) + " |")
+    return "\n".join(lines)

@@ -38,24 +38,36 @@ def summarise_occasions(occasions: pd.DataFrame, last_day: date) -> pd.DataFrame
     the observation period (S - 1).
     """
     if occasions.empty:
-        return pd.DataFrame(columns=["x", "t_x", "T", "monetary"], index=pd.Index([], name="customer_id"))
+        return summarise_customers(pd.DataFrame(columns=list(CUSTOMER_COLUMNS)), last_day)
     occ = occasions.copy()
     occ["day"] = pd.to_datetime(occ["day"]).dt.normalize()
     occ["spend"] = pd.to_numeric(occ["spend"], errors="coerce").fillna(0.0).astype("float64")
     occ = occ.groupby(["customer_id", "day"], as_index=False)["spend"].sum()
-    g = occ.groupby("customer_id")
-    first = g["day"].min()
-    last = g["day"].max()
+    per_customer = occ.groupby("customer_id").agg(
+        occasions=("day", "count"), first_day=("day", "min"), last_day=("day", "max"), monetary=("spend", "mean"),
+    ).reset_index()
+    return summarise_customers(per_customer, last_day)
+
+
+#: One row per customer, as the warehouse aggregates it (``summarise_customers``' input).
+CUSTOMER_COLUMNS: tuple[str, ...] = ("customer_id", "occasions", "first_day", "last_day", "monetary")
+
+
+def summarise_customers(per_customer: pd.DataFrame, last_day: date) -> pd.DataFrame:
+    """x, t_x, T (weeks) and mean spend per occasion from one row per customer (``CUSTOMER_COLUMNS``:
+    purchase occasions = distinct days, first and last purchase day, mean spend per occasion)."""
+    first = pd.to_datetime(per_customer["first_day"]).dt.normalize()
+    last = pd.to_datetime(per_customer["last_day"]).dt.normalize()
     end = pd.Timestamp(last_day)
     out = pd.DataFrame(
         {
-            "x": (g["day"].count() - 1).astype("float64"),
-            "t_x": (last - first).dt.days.astype("float64") / 7.0,
-            "T": (end - first).dt.days.astype("float64") / 7.0,
-            "monetary": g["spend"].mean().astype("float64"),
-        }
+            "x": pd.to_numeric(per_customer["occasions"]).astype("float64").to_numpy() - 1.0,
+            "t_x": (last - first).dt.days.astype("float64").to_numpy() / 7.0,
+            "T": (end - first).dt.days.astype("float64").to_numpy() / 7.0,
+            "monetary": pd.to_numeric(per_customer["monetary"], errors="coerce").astype("float64").to_numpy(),
+        },
+        index=pd.Index(per_customer["customer_id"].astype(str), name="customer_id"),
     )
-    out.index = out.index.astype(str).rename("customer_id")
     return out
 
 
@@ -79,10 +91,18 @@ class LifetimeFit:
 
 
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[dict[str, float] | None, str | None]:
-    """Maximum-likelihood r, alpha, a, b; (None, reason) when the fit fails."""
+    """Maximum-likelihood r, alpha, a, b; (None, reason) when the fit fails.
+
+    The likelihood depends on a customer only through (x, t_x, T), which take day-resolution values:
+    each distinct triple is evaluated once and weighted by how many customers share it (751,201
+    customers are 109,114 triples at 1M generated customers), the same sum at a fraction of the cost.
+    """
+    triples, counts = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
+    ux, utx, uT = triples[:, 0], triples[:, 1], triples[:, 2]
+    weight = counts.astype("float64")
 
     def nll(logp: np.ndarray) -> float:
-        val = -float(np.sum(bgnbd_log_likelihood(np.exp(logp), x, t_x, T)))
+        val = -float(np.sum(weight * bgnbd_log_likelihood(np.exp(logp), ux, utx, uT)))
         return val if np.isfinite(val) else 1e300
 
     best = None
@@ -158,9 +178,14 @@ def _dropout_term(a: float, b: float, t: float, alpha: float, r: float, x: np.nd
         log_p = (gammaln(A[:, None] + j) - gammaln(A)[:, None] - gammaln(j + 1)
                  + A[:, None] * np.log1p(-z)[:, None] + j * np.log(z)[:, None])
         if abs(a - 1) > 1e-9:
-            steps = np.log1p(-(a - 1) / (c[:, None] + j[:-1]))  # log of (b+x+i)/(c+i), i = 0..J-2
-            log_rho = np.concatenate([np.zeros((len(idx), 1)), np.cumsum(steps, axis=1)], axis=1)
+            d = (a - 1) / (c[:, None] + j[:-1])  # (b+x+i)/(c+i) = 1 - d, i = 0..J-2
+            with np.errstate(invalid="ignore"):  # log of a negative factor: those rows take cumprod below
+                log_rho = np.concatenate([np.zeros((len(idx), 1)), np.cumsum(np.log1p(-d), axis=1)], axis=1)
             g = c[:, None] / (a - 1) * -np.expm1(log_rho)
+            signed = c <= 0  # a + b + x < 1 (x = 0, a + b < 1): a first factor is negative, b is small,
+            if signed.any():  # so the plain product has no cancellation to avoid
+                rho = np.concatenate([np.ones((int(signed.sum()), 1)), np.cumprod(1 - d[signed], axis=1)], axis=1)
+                g[signed] = c[signed, None] / (a - 1) * (1 - rho)
         else:  # a = 1: the limit of the above
             g = c[:, None] * np.concatenate([np.zeros((len(idx), 1)), np.cumsum(1 / (c[:, None] + j[:-1]), axis=1)], axis=1)
         terms = np.where(j[None, :] <= last[:, None], np.exp(log_p) * g, 0.0)

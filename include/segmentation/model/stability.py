@@ -35,6 +35,11 @@ STABLE = 0.75
 DISSOLVED = 0.5
 # A customer's own features moved "materially" when their vector in the model's scaled, weighted
 # space moved by at least this (a quarter of one standard deviation of one full-weight feature).
+# Yesterday's model is carried over (warm start, kept k, held customers) only from a snapshot at most
+# this many days older: the daily predecessor, or one a weekend or an outage away. An older snapshot
+# (a backfill of an earlier date, a first run after a long gap) is not the model a user saw yesterday,
+# and re-running a date after backfilling an older one must give the same segments and names.
+CARRY_OVER_MAX_GAP_DAYS = 7
 MATERIAL_SHIFT = 0.25
 
 

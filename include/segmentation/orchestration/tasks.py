@@ -35,3 +35,11 @@ def run_stage(stage: str | Callable[..., T], *args: Any) -> T:
         raise AirflowFailException(str(exc)) from exc
     finally:
         engine.dispose()
+
+
+def logical_utc(context: Any) -> Any:
+    """The run's logical date (its ``run_after`` for a run without one) as a pendulum DateTime in UTC."""
+    import pendulum
+
+    logical = context.get("logical_date") or context["dag_run"].run_after
+    return pendulum.instance(logical).in_timezone("UTC")

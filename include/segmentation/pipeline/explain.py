@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from include.segmentation.explain import build_insights, build_profiles, render_report
-from include.segmentation.explain.feeds import stage_feeds
+from include.segmentation.explain.feeds import build_feeds, stage_feeds
 from include.segmentation.pipeline.run import guard, snapshot_of, staging_key
 from include.segmentation.pipeline.segment import load_features
 from include.segmentation.pipeline.types import ClusterResult, ExplainResult, PublishResult, RunContext
@@ -45,7 +45,8 @@ def explain_stage(engine: Engine, run: RunContext, clustered: ClusterResult) -> 
         )
         staged = {kind: write_staging(engine, kind, s, INSIGHT_TABLES[kind], frame, staging_key(run)) for kind, frame in insights.tables.items()}
         staged["profiles"] = write_staging(engine, "profiles", s, segment_profiles, insights.profiles, staging_key(run))
-        staged.update(stage_feeds(engine, s, run["run_id"], run["params"]["window_days"], clustered["assignments_table"], names, staging_key(run)))
+        feeds = build_feeds(engine, s, run["run_id"], run["params"]["window_days"], clustered["assignments_table"], names)
+        staged.update(stage_feeds(engine, s, feeds, staging_key(run)))
         mark_run(engine, run["run_id"], "running", **dict(insights.run_fields))
         return {"staged": staged, "notes": list(insights.warnings)}
 

@@ -7,16 +7,24 @@ from datetime import date, timedelta
 from typing import cast
 
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from include.segmentation.model import NUMERIC_FEATURES, build_features
 from include.segmentation.model.features import NULLABLE_FEATURES
-from include.segmentation.model.lifetime import LIFETIME_FEATURES, LifetimeFit, fit_lifetime, summarise_occasions
+from include.segmentation.model.lifetime import LIFETIME_FEATURES, LifetimeFit, fit_lifetime, summarise_customers
 from include.segmentation.pipeline.run import EmptyWindowError, guard, snapshot_of, staging_key
 from include.segmentation.pipeline.types import ExtractResult, FeaturesResult, RunContext, ValidationResult
 from include.segmentation.quality import validate_features, validate_raw_window
 from include.segmentation.sources import Window, extract_aggregates
-from include.segmentation.store import customer_features, is_sqlite, mark_run, read_staging, ts_param, write_staging
+from include.segmentation.store import (
+    customer_features,
+    is_sqlite,
+    mark_run,
+    read_sql,
+    read_staging,
+    ts_param,
+    write_staging,
+)
 
 log = logging.getLogger("include.segmentation")
 
@@ -85,34 +93,37 @@ def features_stage(engine: Engine, run: RunContext, extracted: ExtractResult) ->
     return guard(engine, run, "features", go)
 
 
-# Purchase occasions: one row per (customer, UTC day) with that day's spend, over [start, cutoff).
-_OCCASIONS_PG = """
+# Purchase occasions (distinct UTC days with a purchase) per customer over [start, cutoff): their
+# number, first and last day, and mean spend per occasion; one row per customer leaves the warehouse.
+_DAYS_PG = """
 SELECT customer_id, CAST(ordered_at AT TIME ZONE 'UTC' AS date) AS day,
        SUM(quantity * unit_price::float8 - discount::float8) AS spend
 FROM raw.transactions
 WHERE ordered_at >= :start AND ordered_at < :cutoff AND customer_id IS NOT NULL AND quantity > 0
 GROUP BY 1, 2
 """
-_OCCASIONS_SQLITE = """
+_DAYS_SQLITE = """
 SELECT customer_id, date(ordered_at) AS day, SUM(quantity * unit_price - discount) AS spend
 FROM raw.transactions
 WHERE ordered_at >= :start AND ordered_at < :cutoff AND customer_id IS NOT NULL AND quantity > 0
 GROUP BY 1, 2
 """
+_PER_CUSTOMER = """
+SELECT customer_id, COUNT(*) AS occasions, MIN(day) AS first_day, MAX(day) AS last_day, AVG(spend) AS monetary
+FROM ({days}) d GROUP BY customer_id
+"""
 
 
-def read_occasions(engine: Engine, snapshot_date: date, window_days: int) -> pd.DataFrame:
-    """Purchase occasions (customer, UTC day, spend) in ``[S - window_days, S)``, aggregated in SQL."""
-    sql = _OCCASIONS_SQLITE if is_sqlite(engine) else _OCCASIONS_PG
+def read_purchase_customers(engine: Engine, snapshot_date: date, window_days: int) -> pd.DataFrame:
+    """One row per buying customer in ``[S - window_days, S)`` (``lifetime.CUSTOMER_COLUMNS``), aggregated in SQL."""
+    days = _DAYS_SQLITE if is_sqlite(engine) else _DAYS_PG
     with engine.connect() as conn:
         params = {"start": ts_param(conn, snapshot_date - timedelta(days=window_days)),
                   "cutoff": ts_param(conn, snapshot_date)}
-        rows = conn.execute(text(sql), params).fetchall()
-    return pd.DataFrame([tuple(r) for r in rows], columns=["customer_id", "day", "spend"])
+        return read_sql(conn, _PER_CUSTOMER.format(days=days), params)
 
 
 def lifetime_for_window(engine: Engine, snapshot_date: date, window_days: int) -> tuple[pd.DataFrame, LifetimeFit]:
-    """BG/NBD + Gamma-Gamma on the window's occasions, T measured to the window's last day (S - 1)."""
-    occasions = read_occasions(engine, snapshot_date, window_days)
-    occasions["customer_id"] = occasions["customer_id"].astype(str)
-    return fit_lifetime(summarise_occasions(occasions, snapshot_date - timedelta(days=1)))
+    """BG/NBD + Gamma-Gamma on the window's purchase occasions, T measured to the window's last day (S - 1)."""
+    customers = read_purchase_customers(engine, snapshot_date, window_days)
+    return fit_lifetime(summarise_customers(customers, snapshot_date - timedelta(days=1)))

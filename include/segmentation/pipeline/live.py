@@ -226,9 +226,10 @@ def _assign(conn: Connection, now: datetime, customers: Sequence[str] | None, ru
     seconds["find"] = round(time.perf_counter() - t0, 3)
     assigned = assign_collected(conn, model, now, seconds)
     t0 = time.perf_counter()
-    before = read_sql(conn, f"SELECT customer_id, segment_id, source FROM segmentation.{VIEW} "
+    before = read_sql(conn, f"SELECT customer_id, segment_id, is_outlier FROM segmentation.{VIEW} "
                             f"WHERE customer_id IN (SELECT customer_id FROM {IDS})")
     prior = dict(zip(before["customer_id"].astype(str), before["segment_id"].astype(int), strict=True))
+    prior_outlier = dict(zip(before["customer_id"].astype(str), before["is_outlier"].astype(bool), strict=True))
     conn.execute(text(f"DELETE FROM segmentation.customer_segments_live WHERE customer_id IN (SELECT customer_id FROM {IDS})"))
     rows = assigned.reset_index()
     rows["customer_id"] = rows["customer_id"].astype(str)
@@ -250,9 +251,13 @@ def _assign(conn: Connection, now: datetime, customers: Sequence[str] | None, ru
     seconds["write"] = round(time.perf_counter() - t0, 3)
     ids = rows["customer_id"].tolist()
     changed = sum(1 for c, s in zip(ids, rows["segment_id"].astype(int), strict=True) if prior.get(c) != s)
+    # What audiences see (audiences/membership.py): the segment and the outlier flag (include_outliers).
+    moved = sum(1 for c, s, o in zip(ids, rows["segment_id"].astype(int), rows["is_outlier"].astype(bool), strict=True)
+                if prior.get(c) != s or prior_outlier.get(c) != o)
     return {
         "snapshot": snapshot, "as_of": d, "customers": len(rows), "new_customers": sum(1 for c in ids if c not in prior),
-        "changed_segment": changed, "pruned": int(pruned or 0), "outliers": int(rows["is_outlier"].sum()),
+        "changed_segment": changed, "changed_membership": moved, "pruned": int(pruned or 0),
+        "outliers": int(rows["is_outlier"].sum()),
     }
 
 
@@ -272,8 +277,8 @@ def live_assign(
     seconds: dict[str, float] = {}
     result: LiveResult = {
         "status": "skipped", "reason": "", "assigned_at": at.isoformat(), "as_of_date": None,
-        "model_snapshot_date": None, "customers": 0, "new_customers": 0, "changed_segment": 0, "pruned": 0,
-        "outliers": 0, "seconds": seconds,
+        "model_snapshot_date": None, "customers": 0, "new_customers": 0, "changed_segment": 0,
+        "changed_membership": 0, "pruned": 0, "outliers": 0, "seconds": seconds,
     }
     try:
         with engine.connect() as conn:
@@ -305,7 +310,7 @@ def live_assign(
     result["status"] = "assigned"
     result["as_of_date"] = out["as_of"].isoformat()
     result["model_snapshot_date"] = out["snapshot"].isoformat()
-    for key in ("customers", "new_customers", "changed_segment", "pruned", "outliers"):
+    for key in ("customers", "new_customers", "changed_segment", "changed_membership", "pruned", "outliers"):
         result[key] = int(out[key])
     result["reason"] = (f"{out['customers']} customer(s) with activity since {out['snapshot']} 00:00 UTC assigned "
                         f"with the model of {out['snapshot']}" if customers is None else
@@ -315,9 +320,9 @@ def live_assign(
         result["reason"] = (f"no customer activity since {out['snapshot']} 00:00 UTC up to {at:%Y-%m-%d %H:%M:%S} UTC"
                             if customers is None else "no customers given")
     log.info(
-        "live assignment: %s customers (%s new, %s changed segment, %s outliers), %s superseded rows pruned, "
-        "model %s, as of %s, %s", out["customers"], out["new_customers"], out["changed_segment"], out["outliers"],
-        out["pruned"], out["snapshot"], out["as_of"], seconds,
+        "live assignment: %s customers (%s new, %s changed segment, %s changed audience membership, %s outliers), "
+        "%s superseded rows pruned, model %s, as of %s, %s", out["customers"], out["new_customers"],
+        out["changed_segment"], out["changed_membership"], out["outliers"], out["pruned"], out["snapshot"], out["as_of"], seconds,
     )
     return result
 

@@ -8,7 +8,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from include.segmentation.errors import TooSmallToSegmentError
 from include.segmentation.model import (
@@ -22,7 +22,7 @@ from include.segmentation.model import (
 )
 from include.segmentation.model.clustering import ClusterResult as FittedSegments
 from include.segmentation.model.features import effective_weights, weights_array
-from include.segmentation.model.stability import MATERIAL_SHIFT, hold_still, material_change
+from include.segmentation.model.stability import CARRY_OVER_MAX_GAP_DAYS, MATERIAL_SHIFT, hold_still, material_change
 from include.segmentation.pipeline.publish import stage_model
 from include.segmentation.pipeline.run import ModelRejectedError, guard, snapshot_of, staging_key
 from include.segmentation.pipeline.types import ClusterResult, FeaturesResult, RunContext
@@ -69,12 +69,12 @@ def load_features(engine: Engine, features_table: str) -> pd.DataFrame:
     return features
 
 
-def previous_segments(engine: Engine, s: date) -> tuple[dict[int, np.ndarray], int]:
-    """Centroids of the latest published snapshot before ``s``, and the next unused id."""
+def previous_segments(engine: Engine, s: date) -> tuple[dict[int, np.ndarray], int, date | None]:
+    """Centroids of the latest published snapshot before ``s``, the next unused id, and that snapshot's date."""
     with engine.connect() as conn:
         prev = read_sql(
             conn,
-            "SELECT p.segment_id, p.centroid FROM segmentation.segment_profiles p "
+            "SELECT p.snapshot_date, p.segment_id, p.centroid FROM segmentation.segment_profiles p "
             "WHERE p.snapshot_date = (SELECT MAX(r.snapshot_date) FROM segmentation.segment_runs r "
             "WHERE r.status = 'published' AND r.snapshot_date < :s)",
             {"s": s},
@@ -90,29 +90,26 @@ def previous_segments(engine: Engine, s: date) -> tuple[dict[int, np.ndarray], i
         if set(centroid) == set(MODEL_FEATURES):
             previous[int(str(row.segment_id))] = np.array([centroid[f] for f in MODEL_FEATURES], dtype="float64")
     next_id = int(max_id) + 1 if max_id is not None and not pd.isna(max_id) else 1
-    return previous, next_id
+    previous_date = date.fromisoformat(str(prev["snapshot_date"].iloc[0])[:10]) if len(prev) else None
+    return previous, next_id, previous_date
 
 
 def moved_customers(
-    engine: Engine, s: date, assignments_table: str, X: pd.DataFrame, result: FittedSegments, ids: list[int],
-    names: dict[int, str],
-) -> tuple[int, int, dict[str, int]] | None:
-    """Customers (present in both) whose segment id changed since the latest published snapshot before
-    ``s``, and how many of them moved materially in their own features (both snapshots in today's
-    scaled space, ``stability.material_change``); None on the first snapshot. Customers who changed
+    engine: Engine, previous_date: date | None, assignments_table: str, X: pd.DataFrame, result: FittedSegments,
+    ids: list[int], names: dict[int, str], hold: bool = True,
+) -> tuple[int, int, pd.DataFrame] | None:
+    """Customers (present in both) whose segment id changed since the previous published snapshot
+    (``previous_date``, from ``previous_segments``), and how many of them moved materially in their own
+    features (both snapshots in today's scaled space, ``stability.material_change``); None on the first
+    snapshot. Customers who changed
     segment without a material change of their own, when yesterday's segment is still nearly as close
-    (``stability.hold_still``), are put back in it in the staged assignments: they are the third
-    value (customer id -> segment id) and are not counted as moved."""
+    (``stability.hold_still``), are held in it: the third value has their assignment rows (indexed by
+    customer id: segment_id, segment_name, distance, confidence) and they are not counted as moved;
+    with ``hold=False`` nobody is held."""
     cols = ", ".join(f"f.{c}" for c in MODEL_FEATURES)
+    if previous_date is None:
+        return None
     with engine.connect() as conn:
-        prev = read_sql(
-            conn,
-            "SELECT MAX(r.snapshot_date) AS d FROM segmentation.segment_runs r "
-            "WHERE r.status = 'published' AND r.snapshot_date < :s",
-            {"s": s},
-        )["d"].iloc[0]
-        if prev is None or pd.isna(prev):
-            return None
         rows = read_sql(
             conn,
             f"SELECT h.customer_id, h.segment_id AS prev_segment, {cols} FROM segmentation.customer_segments_history h "
@@ -120,7 +117,7 @@ def moved_customers(
             "LEFT JOIN segmentation.customer_features f ON f.snapshot_date = h.snapshot_date "
             "AND f.customer_id = h.customer_id "
             "WHERE h.snapshot_date = :p AND a.segment_id <> h.segment_id",
-            {"p": prev},
+            {"p": previous_date},
         )
     if rows.empty:
         return 0, 0, {}
@@ -132,34 +129,30 @@ def moved_customers(
     material = material_change(z_before, z_now)
     col_of = {int(i): c for c, i in enumerate(ids)}
     prev_col = np.array([col_of.get(int(v), -1) for v in rows["prev_segment"]], dtype=int)
-    hold = hold_still(z_before, z_now, result.centers_scaled, result.labels[position], prev_col)
-    held = {str(c): int(ids[prev_col[i]]) for i, c in enumerate(before.index) if hold[i]}
+    keep = (hold_still(z_before, z_now, result.centers_scaled, result.labels[position], prev_col) if hold
+            else np.zeros(len(rows), dtype=bool))
+    held = {str(c): int(ids[prev_col[i]]) for i, c in enumerate(before.index) if keep[i]}
     if held:
-        _restage_held(engine, assignments_table, z_now[hold], prev_col[hold], result, held, names)
-    return int(len(rows) - hold.sum()), int(material.sum()), held
+        return int(len(rows) - keep.sum()), int(material.sum()), _held_rows(z_now[keep], prev_col[keep], result, held, names)
+    return int(len(rows) - keep.sum()), int(material.sum()), pd.DataFrame()
 
 
-def _restage_held(
-    engine: Engine, table: str, z: np.ndarray, cols: np.ndarray, result: FittedSegments, held: dict[str, int],
-    names: dict[int, str],
-) -> None:
-    """Put held customers back in their previous segment in the staged assignments, with the distance
-    and confidence (the model's soft membership) of that segment."""
+def _held_rows(
+    z: np.ndarray, cols: np.ndarray, result: FittedSegments, held: dict[str, int], names: dict[int, str],
+) -> pd.DataFrame:
+    """Assignment rows of held customers in their previous segment, with the distance and confidence
+    (the model's soft membership) of that segment; indexed by customer id."""
     sq = ((z[:, None, :] - result.centers_scaled[None, :, :]) ** 2).sum(axis=2)
     bandwidth = max(float((result.distance**2).mean()), 1e-9)
     logits = -sq / (2.0 * bandwidth)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
-    rows = [
-        {"cid": cid, "sid": sid, "name": names[sid], "d": float(np.sqrt(sq[i, cols[i]])), "c": float(p[i, cols[i]])}
-        for i, (cid, sid) in enumerate(held.items())
-    ]
-    with engine.begin() as conn:
-        conn.execute(
-            text(f"UPDATE {qualified_staging(table)} SET segment_id = :sid, segment_name = :name, distance = :d, "
-                 "confidence = :c WHERE customer_id = :cid"),
-            rows,
-        )
+    at = np.arange(len(cols))
+    return pd.DataFrame(
+        {"segment_id": list(held.values()), "segment_name": [names[v] for v in held.values()],
+         "distance": np.sqrt(sq[at, cols]), "confidence": p[at, cols]},
+        index=pd.Index(list(held), name="customer_id"),
+    )
 
 
 def _finite(value: object) -> float | None:
@@ -196,8 +189,16 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
         families = [k.split(":", 1)[1] for k in dropped if k.startswith("family:")]
         if families:
             notes.append(f"feature families dropped (nothing varies in this population): {', '.join(families)}")
-        previous, next_id = previous_segments(engine, s)
-        prev_centers = np.vstack([previous[i] for i in sorted(previous)]) if previous else None
+        previous, next_id, previous_date = previous_segments(engine, s)
+        gap = (s - previous_date).days if previous_date is not None else None
+        carry_over = gap is not None and gap <= CARRY_OVER_MAX_GAP_DAYS
+        prev_centers = np.vstack([previous[i] for i in sorted(previous)]) if previous and carry_over else None
+        if previous and not carry_over:
+            notes.append(
+                f"fitted afresh: the previous snapshot ({previous_date}) is {gap} days older "
+                f"than this one; the model is carried over only from a snapshot at most {CARRY_OVER_MAX_GAP_DAYS} "
+                "days older (segment ids still follow it)"
+            )
         result = fit_segments(X, cfg, weights_array(weights), prev_centers)
         medians_by_label = features.groupby(result.labels)["monetary"].median()
         first_order = np.argsort(-medians_by_label.reindex(range(result.k)).to_numpy(), kind="stable")
@@ -230,15 +231,20 @@ def cluster_stage(engine: Engine, run: RunContext, featured: FeaturesResult) -> 
         )
         table = write_staging(engine, "assignments", s, customer_segments_history, assignments, staging_key(run))
         model_table = stage_model(engine, run, result, ids, names, weights)
-        moved = moved_customers(engine, s, table, X, result, ids, names)
+        moved = moved_customers(engine, previous_date, table, X, result, ids, names, hold=carry_over)
         if moved is not None:
             notes.append(f"{moved[0]} customer(s) changed segment since the previous snapshot, {moved[1]} of them "
                          f"with a material change in their own features (scaled shift >= {MATERIAL_SHIFT:g})")
-            if moved[2]:
-                notes.append(f"{len(moved[2])} customer(s) kept in their previous segment: the boundary moved, "
+            held_rows = moved[2]
+            if len(held_rows):
+                notes.append(f"{len(held_rows)} customer(s) kept in their previous segment: the boundary moved, "
                              "their own features did not")
-                position = pd.Index(features.index.astype(str)).get_indexer(list(moved[2]))
-                segment_of[position] = list(moved[2].values())
+                position = pd.Index(features.index.astype(str)).get_indexer(held_rows.index)
+                segment_of[position] = held_rows["segment_id"].to_numpy()
+                for col in held_rows.columns:
+                    assignments.loc[position, col] = held_rows[col].to_numpy()
+                # one bulk rewrite, not an UPDATE per held customer (each a scan of the staged table)
+                table = write_staging(engine, "assignments", s, customer_segments_history, assignments, staging_key(run))
         stability = {int(ids[c]): float(v) for c, v in enumerate(result.stability)} if result.stability is not None else {}
         shares = {int(k): float(v) for k, v in pd.Series(segment_of).value_counts(normalize=True).sort_index().items()}
         outliers = int(result.is_outlier.sum())

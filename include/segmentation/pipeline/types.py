@@ -76,6 +76,7 @@ class LiveResult(TypedDict):
     customers: int  # rows written to customer_segments_live
     new_customers: int  # of those, customers customer_segments_now did not show before
     changed_segment: int  # of those, customers whose segment differs from what customer_segments_now showed
+    changed_membership: int  # of those, new customers or a changed segment or outlier flag: audiences may change
     pruned: int  # live rows dropped because a daily snapshot has since superseded them
     outliers: int
     seconds: dict[str, float]

@@ -27,7 +27,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -258,7 +260,7 @@ def _extract_sqlite(engine: Engine, window: Window, key: str = "") -> dict[str, 
     table = staging_table("aggregates", window.snapshot_date, key)
     parts = {kind: staging_table(f"agg_{kind}", window.snapshot_date, key) for kind in _SQLITE_PARTS}
     seconds: dict[str, float] = {}
-    try:
+    with _parts_dropped(engine, parts):
         with engine.begin() as conn:
             params = window.params(conn)
             for kind, spec in _SQLITE_PARTS.items():
@@ -281,15 +283,22 @@ def _extract_sqlite(engine: Engine, window: Window, key: str = "") -> dict[str, 
             conn.execute(text(f"CREATE TABLE {STAGING_SCHEMA}.{table} AS {_join_sql(names['tx'], names['ev'])}"))
             population = conn.execute(text(f"SELECT COUNT(*) FROM {STAGING_SCHEMA}.{table}")).scalar_one()
             seconds["combine"] = round(time.perf_counter() - t0, 2)
-    finally:
-        with engine.begin() as conn:
-            for name in parts.values():
-                drop_table(conn, STAGING_SCHEMA, name)
     log.info(
         "extract: transactions %.1fs, events %.1fs, combine %.1fs", seconds.get("tx", 0.0), seconds.get("ev", 0.0),
         seconds.get("combine", 0.0),
     )
     return {**_stats(window, table, population, guest_lines, anonymous_events), "seconds": seconds}
+
+
+@contextmanager
+def _parts_dropped(engine: Engine, parts: dict[str, str]) -> Iterator[None]:
+    """The extract's intermediate tables (``parts``: kind -> staging name), dropped however the block ends."""
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            for name in parts.values():
+                drop_table(conn, STAGING_SCHEMA, name)
 
 
 def _index_name(table: str) -> str:
@@ -326,7 +335,7 @@ def _extract_postgres(engine: Engine, window: Window, key: str = "") -> dict[str
         seconds[kind] = round(time.perf_counter() - t0, 2)
 
     started = time.perf_counter()
-    try:
+    with _parts_dropped(engine, parts):
         with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="extract") as pool:
             for future in [pool.submit(build, kind) for kind in parts]:
                 future.result()
@@ -343,10 +352,6 @@ def _extract_postgres(engine: Engine, window: Window, key: str = "") -> dict[str
                 text(f"CREATE TABLE {STAGING_SCHEMA}.{table} AS {_pg_combine_sql(conn, names)}")
             ).rowcount
         seconds["combine"] = round(time.perf_counter() - t0, 2)
-    finally:
-        with engine.begin() as conn:
-            for name in parts.values():
-                drop_table(conn, STAGING_SCHEMA, name)
     log.info(
         "extract: aggregates in %.1fs (transactions %.1fs, events %.1fs, sessions %.1fs, concurrently), combine %.1fs",
         seconds["aggregates"], seconds["tx"], seconds["ev"], seconds["sessions"], seconds["combine"],

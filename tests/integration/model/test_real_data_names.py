@@ -18,6 +18,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from include.segmentation.explain.report_format import markdown_table
+
 pytestmark = pytest.mark.slow
 
 
@@ -64,14 +66,13 @@ def check_names(table: pd.DataFrame) -> None:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| segment | size | name fidelity | median recency (days) | median orders | median spend | "
-             "median P(alive) | median expected purchases 90d | median predicted value 12m |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in table.itertuples():
-        lines.append(f"| {r.segment_name} | {r.size:,} | {r.name_fidelity:.2f} | {r.recency_days:.0f} | "
-                     f"{r.frequency:.0f} | {r.monetary:,.0f} | {r.p_alive:.2f} | {r.expected_purchases_90d:.2f} | "
-                     f"{r.predicted_value_12m:,.0f} |")
-    return "\n".join(lines)
+    return markdown_table(table, [
+        ("segment", "{segment_name}"), ("size", "{size:,}"), ("name fidelity", "{name_fidelity:.2f}"),
+        ("median recency (days)", "{recency_days:.0f}"), ("median orders", "{frequency:.0f}"),
+        ("median spend", "{monetary:,.0f}"), ("median P(alive)", "{p_alive:.2f}"),
+        ("median expected purchases 90d", "{expected_purchases_90d:.2f}"),
+        ("median predicted value 12m", "{predicted_value_12m:,.0f}"),
+    ])
 
 
 def check_run(engine: Any, run_id: str, s: date) -> pd.DataFrame:

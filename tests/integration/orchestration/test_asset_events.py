@@ -7,7 +7,6 @@ Asset event (hence no ``audience_sync`` run) follows it.
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,15 +14,12 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
+from tests.airflow_env import warehouse_conn_env
+
 DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "customer_segmentation.py"
 END = date(2024, 6, 30)
 NEWEST = END + timedelta(days=1)
 OLDER = END - timedelta(days=2)
-
-
-def _conn_env(warehouse: str) -> str:
-    url = sa.make_url(warehouse)
-    return json.dumps({"conn_type": "sqlite", "host": url.database})
 
 
 def _run(dag, snapshot: date):
@@ -49,7 +45,7 @@ def test_only_the_newest_snapshot_emits_the_asset_event(generated_warehouse, air
     from airflow.dag_processing.dagbag import DagBag
 
     warehouse = generated_warehouse("sqlite", customers=5000, days=730, end_date=END, seed=42)
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", _conn_env(warehouse))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_conn_env(warehouse))
     dag = DagBag(dag_folder=str(DAG_FILE)).get_dag("customer_segmentation")
 
     newest, states = _run(dag, NEWEST)

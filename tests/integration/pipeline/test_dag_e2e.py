@@ -6,7 +6,6 @@ planted customer types (adjusted Rand index >= 0.8), and the task that stops a b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pendulum
 import pytest
-import sqlalchemy as sa
 from sklearn.metrics import adjusted_rand_score
 
 from include.segmentation.store import get_engine, read_sql
+from tests.airflow_env import warehouse_conn_env
 
 DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "customer_segmentation.py"
 END = date(2024, 6, 30)
@@ -30,19 +29,10 @@ def flavour(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _conn_env(warehouse: str) -> str:
-    url = sa.make_url(warehouse)
-    if url.drivername.startswith("sqlite"):
-        return json.dumps({"conn_type": "sqlite", "host": url.database})
-    return json.dumps(
-        {"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username, "schema": url.database}
-    )
-
-
 def _run_dag(warehouse: str, snapshot: date, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", _conn_env(warehouse))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_conn_env(warehouse))
     dag = DagBag(dag_folder=str(DAG_FILE)).get_dag("customer_segmentation")
     dr = dag.test(logical_date=pendulum.datetime(snapshot.year, snapshot.month, snapshot.day, tz="UTC"))
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}

@@ -30,6 +30,7 @@ from include.segmentation.pipeline.publish import published_model
 from include.segmentation.sources import Window, create_source_contract, extract_aggregates
 from include.segmentation.store import bulk_insert, drop_table, get_engine, read_sql, read_staging
 from include.segmentation.store.publish import PUBLISH_LOCK_KEY
+from tests.airflow_env import warehouse_conn_env
 
 DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "segment_assignment.py"
 END = date(2024, 6, 30)
@@ -257,15 +258,6 @@ def test_segment_reader_reads_the_live_tables(generated_warehouse) -> None:
         engine.dispose()
 
 
-def _conn_env(warehouse: str) -> str:
-    url = sa.make_url(warehouse)
-    if url.drivername.startswith("sqlite"):
-        return json.dumps({"conn_type": "sqlite", "host": url.database})
-    return json.dumps(
-        {"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username, "schema": url.database}
-    )
-
-
 def test_the_dag_assigns_then_skips_when_nothing_is_new(generated_warehouse, airflow_db, monkeypatch) -> None:
     """``dag.test()`` of segment_assignment at NOW: the task succeeds with counts; at a time with no new
     activity the task is skipped (not a silent success)."""
@@ -279,10 +271,10 @@ def test_the_dag_assigns_then_skips_when_nothing_is_new(generated_warehouse, air
         _add_activity(engine, existing)
     finally:
         engine.dispose()
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", _conn_env(warehouse))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_conn_env(warehouse))
     dag = DagBag(dag_folder=str(DAG_FILE)).get_dag("segment_assignment")
     run = dag.test(logical_date=pendulum.instance(NOW))
-    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"assign": "success"}
+    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"assign": "success", "announce": "success"}
     engine = get_engine(warehouse)
     try:
         live = _frame(engine, "SELECT customer_id FROM segmentation.customer_segments_live")
@@ -290,7 +282,7 @@ def test_the_dag_assigns_then_skips_when_nothing_is_new(generated_warehouse, air
         engine.dispose()
     assert set(live["customer_id"]) == {existing, "new_buyer", "new_signup"}
     quiet = dag.test(logical_date=pendulum.instance(CUTOFF + timedelta(hours=1)))  # before any new activity
-    assert {ti.task_id: str(ti.state) for ti in quiet.get_task_instances()} == {"assign": "skipped"}
+    assert {ti.task_id: str(ti.state) for ti in quiet.get_task_instances()} == {"assign": "skipped", "announce": "skipped"}
 
 
 def test_as_of_date_is_the_first_midnight_at_or_after_now() -> None:

@@ -96,3 +96,13 @@ def test_conditional_expectation_stays_valid_when_almost_nobody_drops_out() -> N
         previous = got
     at_one = expected_purchases({**broken, "a": 1.0}, 4.0, x, t_x, T)  # a = 1: the limit, not a division by 0
     np.testing.assert_allclose(at_one, expected_purchases({**broken, "a": 1.0 + 1e-6}, 4.0, x, t_x, T), rtol=1e-4)
+
+
+def test_conditional_expectation_when_a_plus_b_is_below_one() -> None:
+    # Fitted on Online Retail at S = 2011-07-01: a ~ 1e-15, b = 0.4, so a + b + x - 1 < 0 for x = 0
+    # (the first factor of the series is negative); the result must still equal the closed form.
+    x, t_x, T = np.array([0.0, 0.0, 1.0, 5.0]), np.array([0.0, 0.0, 3.0, 10.0]), np.array([1.0, 20.0, 8.0, 30.0])
+    for params in ({"r": 0.5, "alpha": 3.0, "a": 1.1e-15, "b": 0.4}, {"r": 0.5, "alpha": 3.0, "a": 0.3, "b": 0.5}):
+        got = expected_purchases(params, 4.0, x, t_x, T)
+        assert np.all(np.isfinite(got)) and np.all(got >= 0)
+        np.testing.assert_allclose(got, expected_purchases_closed_form(params, 4.0, x, t_x, T), rtol=1e-9)
