@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         result = live_assign(engine, now)
         wall = time.perf_counter() - t0
         runs.append({"run": i + 1, "wall_seconds": round(wall, 2), **{k: result[k] for k in (  # type: ignore[literal-required]
-            "status", "customers", "new_customers", "changed_segment", "outliers", "pruned", "seconds")}})
+            "status", "customers", "new_customers", "changed_segment", "changed_membership", "outliers", "pruned",
+            "seconds")}})
     engine.dispose()
     report = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"live assignment at now = {now.isoformat()} (activity since {snapshot} 00:00 UTC):")
     for r in runs:
         print(f"  run {r['run']}: {r['status']}, {r['customers']:,} customers ({r['new_customers']:,} new, "
-              f"{r['changed_segment']:,} changed segment, {r['outliers']:,} outliers) in {r['wall_seconds']} s wall; "
+              f"{r['changed_segment']:,} changed segment, {r['changed_membership']:,} changed audience membership, "
+              f"{r['outliers']:,} outliers) in {r['wall_seconds']} s wall; "
               f"phases {r['seconds']}")
     print(f"load average at the end: {os.getloadavg()}")
     if args.json:

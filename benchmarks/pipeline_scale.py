@@ -557,7 +557,7 @@ def print_report(result: dict[str, Any]) -> None:
         print("  inside extract: " + ", ".join(f"{k} {v} s" for k, v in ext.items())
               + " (transactions, events and sessions run concurrently)")
     print(f"  inside cluster: k search {s['k_search_seconds']} s, final fit {s['final_fit_seconds']} s, "
-          f"scoring {s['scoring_seconds']} s, insight {s['insight_seconds']} s")
+          f"scoring {s['scoring_seconds']} s; inside explain: insight {s['insight_seconds']} s")
     print(f"  publish: {s['publish_rows']:,} rows in {s['publish_seconds']} s = {s['publish_rows_per_second']:,} rows/s"
           + (f"; staging COPY {s['staging_copy_rows_per_second']:,} rows/s" if "staging_copy_rows_per_second" in s else ""))
     if result.get("floor"):
