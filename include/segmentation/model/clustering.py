@@ -226,12 +226,7 @@ def fit_segments(
     sq = model.transform(Z) ** 2
     own = sq[np.arange(n), labels]
     distance = np.sqrt(own)
-    bandwidth = max(float(own.mean()), 1e-9)
-    logits = -(sq - own.min()) / (2.0 * bandwidth)
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    p /= p.sum(axis=1, keepdims=True)
-    confidence = p[np.arange(n), labels]
+    confidence = soft_membership(sq - own.min(), float(own.mean()))[np.arange(n), labels]
 
     is_outlier = ~inliers
     if cfg.outlier_method == "dbscan":
@@ -296,6 +291,16 @@ def _keep_previous(
         return None, f"{verb}: silhouette gain {gain:.3f} > k_change_min_gain {cfg.k_change_min_gain:g} ({figures})"
     return warm, (f"k kept at {k_prev}, warm-started from the previous model: it still fits today's data "
                   f"(gain {gain:.3f} <= k_change_min_gain {cfg.k_change_min_gain:g}; {figures})")
+
+
+def soft_membership(sq: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Confidence of membership in every segment (rows: customers, columns: centroids): a
+    Gaussian-kernel softmax over squared distances ``sq`` with ``bandwidth`` (the model's mean
+    within-cluster squared distance). The one definition used by the fit, held customers and live
+    assignment."""
+    logits = -sq / (2.0 * max(bandwidth, 1e-9))
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def _distinct_rows(values: np.ndarray, enough: int, seed: int, probe: int = 5_000) -> int:

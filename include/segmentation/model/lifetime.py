@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1
+from scipy.special import gammaln
 
 LIFETIME_FEATURES: tuple[str, ...] = ("p_alive", "expected_purchases_90d", "predicted_value_12m")
 MIN_CUSTOMERS = 50
@@ -204,19 +204,6 @@ def expected_purchases(params: dict[str, float], t: float, x: np.ndarray, t_x: n
         ratio = np.exp(np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x)))
     denom = 1.0 + np.where(x > 0, ratio, 0.0)
     return np.asarray(first / denom, dtype="float64")
-
-
-def expected_purchases_closed_form(
-    params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> np.ndarray:
-    """The paper's closed form with scipy's 2F1: the reference for moderate b (unstable for large b)."""
-    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
-    z = t / (alpha + T + t)
-    hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
-    first = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.exp(np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x)))
-    return np.asarray(first / (1.0 + np.where(x > 0, ratio, 0.0)), dtype="float64")
 
 
 def fit_lifetime(summary: pd.DataFrame) -> tuple[pd.DataFrame, LifetimeFit]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.segmentation.model.clustering import ClusterResult
+from include.segmentation.model.clustering import ClusterResult, soft_membership
 from include.segmentation.model.features import FEATURES, MODEL_FEATURES, transform_for_model
 
 FORMAT_VERSION = 1
@@ -172,10 +172,7 @@ class PersistedModel:
         label = sq.argmin(axis=1)
         rows = np.arange(len(Z))
         distance = np.sqrt(sq[rows, label])
-        logits = -sq / (2.0 * max(self.bandwidth, 1e-9))
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
+        p = soft_membership(sq, self.bandwidth)
         ids = np.asarray(self.segment_ids, dtype="int64")
         names = np.asarray(self.segment_names, dtype=object)
         return pd.DataFrame(

@@ -37,14 +37,7 @@ from sqlalchemy.exc import OperationalError
 from include.segmentation.model import build_features
 from include.segmentation.model.persisted import PersistedModel
 from include.segmentation.pipeline.types import LiveResult
-from include.segmentation.sources.extract import (
-    _CUSTOMER_COLUMNS,
-    _EV_SPEC,
-    _SESSIONS_SPEC,
-    _SOURCES,
-    _TX_SPEC,
-    _render,
-)
+from include.segmentation.sources.extract import _CUSTOMER_COLUMNS, subset_aggregate_sql
 from include.segmentation.store import (
     bulk_insert,
     ensure_published_tables,
@@ -116,17 +109,6 @@ def ensure_live_objects(engine: Engine) -> None:
             grant_reader(conn)
 
 
-def _subset_sql(kind: str, spec: tuple[tuple[str, str], ...], dialect: str) -> str:
-    """The extract's aggregate of one source (same expressions) for the customers in the ids table only."""
-    source, ts = _SOURCES[kind]
-    columns = ", ".join(f"{_render(expr, dialect)} AS {name}" for name, expr in spec)
-    return (
-        f"SELECT customer_id, {columns} FROM {source} "
-        f"WHERE {ts} >= :start AND {ts} < :cutoff AND customer_id IN (SELECT customer_id FROM {IDS}) "
-        "GROUP BY customer_id"
-    )
-
-
 def aggregates_for(conn: Connection, window_start: date, now: datetime) -> pd.DataFrame:
     """One row per customer of the ids table with the extract's aggregates over ``[window_start, now)``.
 
@@ -135,8 +117,8 @@ def aggregates_for(conn: Connection, window_start: date, now: datetime) -> pd.Da
     dialect = conn.dialect.name
     params = {"start": ts_param(conn, window_start), "cutoff": ts_param(conn, now)}
     ids = read_sql(conn, f"SELECT customer_id FROM {IDS}")
-    tx = read_sql(conn, _subset_sql("tx", _TX_SPEC, dialect), params)
-    ev = read_sql(conn, _subset_sql("ev", (_SESSIONS_SPEC, *_EV_SPEC), dialect), params)
+    tx = read_sql(conn, subset_aggregate_sql("tx", dialect, IDS), params)
+    ev = read_sql(conn, subset_aggregate_sql("ev", dialect, IDS), params)
     attrs = read_sql(
         conn,
         f"SELECT customer_id, {', '.join(_CUSTOMER_COLUMNS)} FROM raw.customers "

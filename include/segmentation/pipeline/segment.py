@@ -21,6 +21,7 @@ from include.segmentation.model import (
     transform_for_model,
 )
 from include.segmentation.model.clustering import ClusterResult as FittedSegments
+from include.segmentation.model.clustering import soft_membership
 from include.segmentation.model.features import effective_weights, weights_array
 from include.segmentation.model.stability import CARRY_OVER_MAX_GAP_DAYS, MATERIAL_SHIFT, hold_still, material_change
 from include.segmentation.pipeline.publish import stage_model
@@ -143,10 +144,7 @@ def _held_rows(
     """Assignment rows of held customers in their previous segment, with the distance and confidence
     (the model's soft membership) of that segment; indexed by customer id."""
     sq = ((z[:, None, :] - result.centers_scaled[None, :, :]) ** 2).sum(axis=2)
-    bandwidth = max(float((result.distance**2).mean()), 1e-9)
-    logits = -sq / (2.0 * bandwidth)
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
+    p = soft_membership(sq, float((result.distance**2).mean()))
     at = np.arange(len(cols))
     return pd.DataFrame(
         {"segment_id": list(held.values()), "segment_name": [names[v] for v in held.values()],

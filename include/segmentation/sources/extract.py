@@ -100,14 +100,18 @@ def _render(expression: str, dialect: str) -> str:
     raise ValueError(f"unknown dialect {dialect!r}")
 
 
-def _aggregate_sql(kind: str, spec: tuple[tuple[str, str], ...], dialect: str, with_guests: bool) -> str:
-    """GROUP BY customer_id of one source table over the window; ``with_guests`` keeps the NULL-customer group."""
+def _aggregate_sql(
+    kind: str, spec: tuple[tuple[str, str], ...], dialect: str, with_guests: bool, customers_in: str | None = None
+) -> str:
+    """GROUP BY customer_id of one source table over the window; ``with_guests`` keeps the NULL-customer
+    group; ``customers_in`` (a table with a customer_id column) limits it to those customers."""
     source, ts = _SOURCES[kind]
     columns = ",\n       ".join(f"{_render(expr, dialect)} AS {name}" for name, expr in spec)
     guests = "" if with_guests else " AND customer_id IS NOT NULL"
+    subset = f" AND customer_id IN (SELECT customer_id FROM {customers_in})" if customers_in else ""
     return (
         f"SELECT customer_id,\n       {columns}\nFROM {source}\n"
-        f"WHERE {ts} >= :start AND {ts} < :cutoff{guests}\nGROUP BY customer_id"
+        f"WHERE {ts} >= :start AND {ts} < :cutoff{guests}{subset}\nGROUP BY customer_id"
     )
 
 
@@ -135,6 +139,14 @@ def _join_sql(tx: str, ev: str) -> str:
 # a staging table with a unique index on customer_id, then one join. Joining CTEs instead lets
 # SQLite scan one aggregate per row of the other (quadratic: > 11 minutes at 100k customers).
 _SQLITE_PARTS: dict[str, tuple[tuple[str, str], ...]] = {"tx": _TX_SPEC, "ev": (_SESSIONS_SPEC, *_EV_SPEC)}
+
+
+def subset_aggregate_sql(kind: str, dialect: str, customers_in: str) -> str:
+    """The extract's aggregate of one source (``tx`` or ``ev``: the same expressions, one definition)
+    over ``[:start, :cutoff)`` for the customers listed in the table ``customers_in`` only."""
+    return _aggregate_sql(kind, _SQLITE_PARTS[kind], dialect, with_guests=False, customers_in=customers_in)
+
+
 # The portable one-statement form (no NULL group), kept as the reference of the tests.
 _TX_AGG = _aggregate_sql("tx", _TX_SPEC, "sqlite", with_guests=False)
 _EV_AGG = _aggregate_sql("ev", (_SESSIONS_SPEC, *_EV_SPEC), "sqlite", with_guests=False)
